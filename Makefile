@@ -1,0 +1,97 @@
+# skiff — Kubernetes workload machinery as an operator pack.
+#
+# Two commands set everything up on a fresh Debian or Ubuntu machine (as root):
+#   make run    start a local skiff cluster and the controllers against it
+#   make test   install what is missing and run every test
+
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+.DEFAULT_GOAL := help
+
+GO ?= go
+BIN := $(CURDIR)/bin
+export PATH := $(BIN):$(PATH)
+
+# Pinned tools, installed into bin/ on first use.
+CONTROLLER_GEN_VERSION ?= v0.23.0
+GINKGO_VERSION ?= $(shell $(GO) list -m -f '{{.Version}}' github.com/onsi/ginkgo/v2 2>/dev/null)
+CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+
+# Kubernetes version of the control plane that tests and `skiff up` run.
+K8S_VERSION ?= 1.36.3
+export K8S_VERSION
+
+CRD_DIR := config/crd/bases
+GO_TEST_FLAGS ?=
+
+##@ General
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate CRDs (then finish them with hack/crdpatch) and RBAC.
+	rm -f $(CRD_DIR)/*.yaml
+	$(CONTROLLER_GEN) crd:generateEmbeddedObjectMeta=true paths=./api/... output:crd:artifacts:config=$(CRD_DIR)
+	$(GO) run ./hack/crdpatch $(CRD_DIR)
+	$(CONTROLLER_GEN) rbac:roleName=skiff-manager paths=./internal/... output:rbac:artifacts:config=config/rbac
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+
+.PHONY: fmt
+fmt: ## gofmt the code.
+	gofmt -l -w $$(git ls-files '*.go')
+
+.PHONY: vet
+vet: ## go vet the code.
+	$(GO) vet ./...
+
+.PHONY: verify
+verify: ## Fail when generated files are stale or code is not gofmt'ed.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	@tmp=$$(mktemp -d); trap 'rm -rf '$$tmp EXIT; cp -r api config $$tmp/; \
+	  $(MAKE) -s generate manifests >/dev/null; \
+	  if ! diff -r $$tmp/api api >/dev/null || ! diff -r $$tmp/config config >/dev/null; then \
+	    diff -r $$tmp/api api; diff -r $$tmp/config config; \
+	    echo "generated files were stale and are now regenerated: review and commit them"; exit 1; fi
+
+##@ Build
+
+.PHONY: build
+build: ## Build skiff-controller-manager, skiff-agent and skiff (also kubectl-skiff) into bin/.
+	$(GO) build -o $(BIN)/skiff-controller-manager ./cmd/manager
+	$(GO) build -o $(BIN)/skiff-agent ./cmd/agent
+	$(GO) build -o $(BIN)/skiff ./cmd/skiff
+	ln -sf skiff $(BIN)/kubectl-skiff
+
+.PHONY: run
+run: build envtest ## Start a local skiff cluster (API server, CRDs, controllers) in the foreground.
+	$(BIN)/skiff up --data-dir $(CURDIR)/.skiff
+
+##@ Test
+
+.PHONY: deps
+deps: ## Install the Debian packages the tests need (as root; skipped when present).
+	hack/deps.sh
+
+.PHONY: envtest
+envtest: deps ## Provide kube-apiserver, kube-controller-manager, etcd and kubectl (cached outside the clone).
+	@hack/envtest.sh >/dev/null
+
+.PHONY: test
+test: envtest vet verify ## Install what is missing, then run every test.
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" $(GO) test $(GO_TEST_FLAGS) ./...
+
+.PHONY: bench
+bench: envtest ## Run the benchmarks and print their figures.
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" $(GO) test -run '^$$' -bench . -benchmem ./...
+
+$(CONTROLLER_GEN):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+	mv $(BIN)/controller-gen $(CONTROLLER_GEN)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# deps.sh installs the Debian packages that skiff's tests and `skiff up` need,
+# when they are missing. It needs root and apt-get; elsewhere it names what is
+# missing and how to install it.
+set -euo pipefail
+
+# package:command pairs; a package is installed when its command is missing.
+PACKAGES=(
+	etcd-server:etcd
+)
+
+missing=()
+for pc in "${PACKAGES[@]}"; do
+	pkg=${pc%%:*} cmd=${pc#*:}
+	command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+	echo "missing packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
+	exit 1
+fi
+echo "[deps] installing ${missing[*]} (apt-get)" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+	{ apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
+# Packaged daemons may start system services; skiff starts its own instances.
+for pkg in "${missing[@]}"; do
+	case $pkg in etcd-server)
+		if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi ;;
+	esac
+done

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# envtest.sh provides the control-plane binaries that skiff's tests and
+# `skiff up` run: kube-apiserver, kube-controller-manager, etcd and kubectl, for
+# one pinned Kubernetes version, cached outside the clone.
+#
+#   hack/envtest.sh          # ensure the binaries, print the directory holding them
+#
+# Order of preference for each binary:
+#   1. already in the cache directory (a second run is instant);
+#   2. kube-apiserver, etcd, kubectl: the normal setup-envtest download;
+#   3. built from the k8s.io/kubernetes module at the pinned version
+#      (kube-controller-manager always comes from here: setup-envtest does not ship it);
+#   4. etcd: Debian's etcd-server package.
+#
+# Progress goes to stderr; stdout carries only the directory, so callers can do
+#   export KUBEBUILDER_ASSETS=$(hack/envtest.sh)
+set -euo pipefail
+
+K8S_VERSION="${K8S_VERSION:-1.36.3}"
+STAGING_VERSION="v0.${K8S_VERSION#1.}"
+CACHE_ROOT="${SKIFF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/skiff}"
+DIR="$CACHE_ROOT/envtest/$K8S_VERSION"
+SRC="$CACHE_ROOT/envtest/src-$K8S_VERSION"
+GO="${GO:-go}"
+
+log() { printf '[envtest %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# run NAME CMD... runs a long step and prints its name and elapsed time every
+# 30 seconds, so a first build that takes minutes is visibly alive.
+run() {
+	local name=$1 start=$SECONDS
+	shift
+	log "$name ..."
+	("$@") &
+	local pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		for _ in $(seq 1 30); do
+			sleep 1
+			kill -0 "$pid" 2>/dev/null || break
+		done
+		kill -0 "$pid" 2>/dev/null && log "$name: $((SECONDS - start))s elapsed"
+	done
+	if wait "$pid"; then
+		log "$name: done in $((SECONDS - start))s"
+	else
+		log "$name: FAILED after $((SECONDS - start))s"
+		return 1
+	fi
+}
+
+have() { [ -x "$DIR/$1" ]; }
+
+all_present() {
+	have kube-apiserver && have kube-controller-manager && have etcd && have kubectl
+}
+
+# try_download asks setup-envtest for the published envtest assets. It is
+# expected to fail where the download bucket cannot be reached; that is not an
+# error, the build below takes over.
+try_download() {
+	have kube-apiserver && have etcd && have kubectl && return 0
+	local tool="$CACHE_ROOT/bin/setup-envtest"
+	if [ ! -x "$tool" ]; then
+		GOBIN="$CACHE_ROOT/bin" timeout 120 "$GO" install sigs.k8s.io/controller-runtime/tools/setup-envtest@v0.25.1 >/dev/null 2>&1 ||
+			{ log "setup-envtest could not be installed; building from source instead"; return 0; }
+	fi
+	local out
+	if out=$(timeout 60 "$tool" use "$K8S_VERSION" --bin-dir "$CACHE_ROOT/setup-envtest" -p path 2>/dev/null) && [ -d "$out" ]; then
+		for b in kube-apiserver etcd kubectl; do
+			have "$b" || cp "$out/$b" "$DIR/$b"
+		done
+		log "downloaded envtest assets $K8S_VERSION"
+	else
+		log "envtest download not reachable; building from source instead"
+	fi
+}
+
+# prepare_source writes a module that requires k8s.io/kubernetes and pins every
+# staging module (which k8s.io/kubernetes replaces with local paths) to its
+# published version.
+prepare_source() {
+	[ -f "$SRC/.prepared" ] && return 0
+	mkdir -p "$SRC"
+	local gomod
+	gomod=$(cd "$SRC" && "$GO" mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+	{
+		echo "module skiff.dev/envtest-build"
+		echo
+		echo "go 1.26"
+		echo
+		echo "require k8s.io/kubernetes v$K8S_VERSION"
+		echo
+		echo "replace ("
+		sed -n 's#^[[:space:]]*\(k8s.io/[^[:space:]]*\) => ./staging/.*#\t\1 => \1 '"$STAGING_VERSION"'#p' "$gomod"
+		echo ")"
+	} >"$SRC/go.mod"
+	(cd "$SRC" && GOFLAGS=-mod=mod "$GO" mod download -x k8s.io/kubernetes 2>/dev/null)
+	touch "$SRC/.prepared"
+}
+
+# The version the binaries report: helm, kubectl and other clients compare it
+# with what they support, and a source build would otherwise say v0.0.0.
+ldflags() {
+	local v="v$K8S_VERSION" minor
+	minor=$(echo "$K8S_VERSION" | cut -d. -f2)
+	local f="-s -w"
+	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+		f="$f -X $pkg.gitVersion=$v -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+	done
+	echo "$f"
+}
+
+build() {
+	local name=$1 pkg=$2
+	have "$name" && return 0
+	run "building $name $K8S_VERSION from source (first time only, several minutes)" \
+		bash -c "cd '$SRC' && GOFLAGS=-mod=mod CGO_ENABLED=0 '$GO' build -trimpath -ldflags '$(ldflags)' -o '$DIR/$name.tmp' '$pkg' && mv '$DIR/$name.tmp' '$DIR/$name'"
+}
+
+ensure_etcd() {
+	have etcd && return 0
+	if ! command -v etcd >/dev/null 2>&1; then
+		if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+			run "installing etcd-server (apt-get)" bash -c \
+				'export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q etcd-server >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q etcd-server >/dev/null; }'
+			# The package may start a system etcd; tests run their own.
+			if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
+			pkill -x -u etcd etcd 2>/dev/null || true
+		else
+			log "etcd is missing: install it with 'apt-get install etcd-server' (as root)"
+			return 1
+		fi
+	fi
+	ln -sf "$(command -v etcd)" "$DIR/etcd"
+}
+
+main() {
+	mkdir -p "$DIR"
+	if ! all_present; then
+		try_download
+		if ! (have kube-apiserver && have kube-controller-manager && have kubectl); then
+			run "fetching k8s.io/kubernetes v$K8S_VERSION sources" prepare_source
+			build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
+			build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
+			build kubectl k8s.io/kubernetes/cmd/kubectl
+		fi
+		ensure_etcd
+	fi
+	echo "$DIR"
+}
+
+main "$@"

@@ -1,0 +1,28 @@
+// Package cli implements the commands of the skiff binary (also run as
+// the kubectl plugin kubectl-skiff). Each command lives in its own file;
+// cmd/skiff only calls NewRootCommand.
+package cli
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+)
+
+// NewRootCommand returns the skiff command with all its subcommands.
+func NewRootCommand() *cobra.Command {
+	name := "skiff"
+	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-") {
+		name = "kubectl skiff"
+	}
+	root := &cobra.Command{
+		Use:           name,
+		Short:         "skiff runs Kubernetes workloads with controllers built as an operator pack",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newUpCommand(), newConvertCommand(), newVersionCommand())
+	return root
+}
