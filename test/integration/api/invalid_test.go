@@ -294,7 +294,7 @@ var updateCases = map[string]invalid{
 		"spec.volumeClaimTemplates", "volumeClaimTemplates is immutable"},
 	"job template is immutable": {job, set("spec.template.spec.containers[0].image", "busybox:2"),
 		"", "spec.template is immutable"},
-	"pod nodeName is immutable once set": {pod, nil, "spec.nodeName", "nodeName is immutable once set"},
+	"pod nodeName is immutable once set":     {pod, nil, "spec.nodeName", "nodeName is immutable once set"},
 	"claim volumeName is immutable once set": {claim, nil, "spec.volumeName", "volumeName is immutable once set"},
 	"storage class reclaim policy is immutable": {storageClass, set("reclaimPolicy", "Retain"),
 		"reclaimPolicy", "reclaimPolicy is immutable"},
