@@ -58,6 +58,9 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return nil, err
 	}
+	if err := setupAll(mgr, opts); err != nil {
+		return nil, err
+	}
 	return mgr, nil
 }
 
