@@ -80,6 +80,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 		WorkDir:     dataDir,
 		EtcdDataDir: filepath.Join(dataDir, "etcd"),
 		Output:      logs,
+		Webhooks:    true,
 	})
 	if err != nil {
 		return err
@@ -100,7 +101,11 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) error {
 	}
 	step("API server ready at %s; skiff CRDs installed", cp.Config.Host)
 
-	mgr, err := manager.New(cp.Config, manager.Options{MetricsAddr: "0", ProbeAddr: "0"})
+	wh := cp.WebhookServer()
+	mgr, err := manager.New(cp.Config, manager.Options{
+		MetricsAddr: "0", ProbeAddr: "0",
+		Webhooks: true, WebhookHost: wh.Host, WebhookPort: wh.Port, WebhookCertDir: wh.CertDir,
+	})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -60,6 +61,19 @@ type Options struct {
 	WithoutCRDs bool
 	// ExtraCRDs are installed besides skiff's own.
 	ExtraCRDs []*apiextensionsv1.CustomResourceDefinition
+	// Webhooks installs skiff's validating webhook configuration, pointed
+	// at a local webhook server whose address and serving certificate
+	// WebhookServer returns. The caller must run that server (the
+	// manager does when its Webhook options are set), or admission of the
+	// objects it validates fails.
+	Webhooks bool
+}
+
+// WebhookServer is where the API server expects skiff's webhook server.
+type WebhookServer struct {
+	Host    string
+	Port    int
+	CertDir string
 }
 
 // ControlPlane is a running etcd, kube-apiserver and kube-controller-manager.
@@ -121,6 +135,13 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		BinaryAssetsDirectory: assets,
 		CRDs:                  crds,
 		ErrorIfCRDPathMissing: true,
+	}
+	if opts.Webhooks {
+		webhooks, err := config.ValidatingWebhooks()
+		if err != nil {
+			return nil, err
+		}
+		cp.env.WebhookInstallOptions.ValidatingWebhooks = []*admissionregistrationv1.ValidatingWebhookConfiguration{webhooks}
 	}
 	if opts.EtcdDataDir != "" {
 		cp.env.ControlPlane.Etcd = &envtest.Etcd{DataDir: opts.EtcdDataDir}
@@ -207,6 +228,13 @@ func (cp *ControlPlane) startControllerManager(ctx context.Context, assets strin
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// WebhookServer returns where the API server calls skiff's webhooks, when
+// Options.Webhooks was set.
+func (cp *ControlPlane) WebhookServer() WebhookServer {
+	w := cp.env.WebhookInstallOptions
+	return WebhookServer{Host: w.LocalServingHost, Port: w.LocalServingPort, CertDir: w.LocalServingCertDir}
 }
 
 // Stop ends the controller manager, the API server and etcd, and removes

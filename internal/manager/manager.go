@@ -7,12 +7,14 @@ package manager
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	appsv1alpha1 "github.com/skiff-dev/skiff/api/apps/v1alpha1"
 	batchv1alpha1 "github.com/skiff-dev/skiff/api/batch/v1alpha1"
@@ -32,6 +34,23 @@ type Options struct {
 	MetricsAddr string
 	// ProbeAddr serves /healthz and /readyz; "0" disables them.
 	ProbeAddr string
+	// Webhooks serves skiff's admission webhooks (CronJob schedules and
+	// time zones) on WebhookHost:WebhookPort with the certificate in
+	// WebhookCertDir (tls.crt, tls.key).
+	Webhooks       bool
+	WebhookHost    string
+	WebhookPort    int
+	WebhookCertDir string
+	// NodeMonitorGracePeriod is how long a Node's Lease may go unrenewed
+	// before the Node is marked Ready=Unknown and tainted unreachable;
+	// zero means 40s.
+	NodeMonitorGracePeriod time.Duration
+	// ClusterCIDR is the range node pod CIDRs are taken from; empty means
+	// 10.244.0.0/16.
+	ClusterCIDR string
+	// NodeCIDRMaskSize is the prefix length of each node's pod CIDR; zero
+	// means 24.
+	NodeCIDRMaskSize int
 }
 
 // New returns a manager with every skiff controller registered. It fails
@@ -48,6 +67,9 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		LeaderElection:          opts.LeaderElection,
 		LeaderElectionID:        "skiff-controller-manager.skiff.dev",
 		LeaderElectionNamespace: leaderNS,
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host: opts.WebhookHost, Port: opts.WebhookPort, CertDir: opts.WebhookCertDir,
+		}),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)

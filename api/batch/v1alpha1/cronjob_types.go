@@ -47,6 +47,7 @@ type CronJobStatus struct {
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Containers",type=string,JSONPath=`.spec.jobTemplate.spec.template.spec.containers[*].name`,priority=1
 // +kubebuilder:printcolumn:name="Images",type=string,JSONPath=`.spec.jobTemplate.spec.template.spec.containers[*].image`,priority=1
+// +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 52",message="metadata.name must be no more than 52 characters, so that the names of its Jobs stay valid"
 type CronJob struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`

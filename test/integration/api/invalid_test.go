@@ -233,6 +233,8 @@ var createCases = map[string]invalid{
 	}, "spec.podFailurePolicy.rules[0].action", `Unsupported value: "Retry"`},
 	"cronjob TZ in schedule": {cronJob, set("spec.schedule", "CRON_TZ=UTC 0 * * * *"),
 		"spec.schedule", "cannot use TZ or CRON_TZ in schedule"},
+	"cronjob name too long": {cronJob, set("metadata.name", strings.Repeat("c", 53)),
+		"metadata.name", "must be no more than 52 characters"},
 	"cronjob unknown concurrency policy": {cronJob, set("spec.concurrencyPolicy", "Sometimes"),
 		"spec.concurrencyPolicy", `Unsupported value: "Sometimes"`},
 	"cronjob negative history limit": {cronJob, set("spec.successfulJobsHistoryLimit", -1),
