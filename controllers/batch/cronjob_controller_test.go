@@ -82,15 +82,20 @@ func jobsOf(cj *batchv1alpha1.CronJob) func() []string {
 
 func finishJob(ns, name string, condition string) {
 	GinkgoHelper()
-	job := &batchv1alpha1.Job{}
-	Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, job)).To(Succeed())
-	now := metav1.Now()
-	meta.SetStatusCondition(&job.Status.Conditions, metav1.Condition{Type: condition, Status: metav1.ConditionTrue, Reason: "Test", Message: "set by the test"})
-	if condition == batchv1alpha1.JobComplete {
-		job.Status.CompletionTime = &now
-		job.Status.StartTime = &now
-	}
-	Expect(k8sClient.Status().Update(ctx, job)).To(Succeed())
+	// The Job controller updates the same status: retry on conflicts.
+	Eventually(func() error {
+		job := &batchv1alpha1.Job{}
+		if err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, job); err != nil {
+			return err
+		}
+		now := metav1.Now()
+		meta.SetStatusCondition(&job.Status.Conditions, metav1.Condition{Type: condition, Status: metav1.ConditionTrue, Reason: "Test", Message: "set by the test"})
+		if condition == batchv1alpha1.JobComplete {
+			job.Status.CompletionTime = &now
+			job.Status.StartTime = &now
+		}
+		return k8sClient.Status().Update(ctx, job)
+	}, 10*time.Second, 50*time.Millisecond).Should(Succeed())
 }
 
 func eventReasons(cj *batchv1alpha1.CronJob) func() []string {

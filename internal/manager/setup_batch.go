@@ -1,6 +1,8 @@
 package manager
 
 import (
+	"context"
+
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
@@ -10,6 +12,10 @@ import (
 func init() { Register("batch", setupBatch) }
 
 func setupBatch(mgr ctrl.Manager, opts Options) error {
+	ctx := context.Background()
+	if err := batch.NewJobReconciler(mgr.GetClient(), clock.RealClock{}, mgr.GetEventRecorder("job-controller")).SetupWithManager(ctx, mgr); err != nil {
+		return err
+	}
 	if err := batch.NewCronJobReconciler(mgr.GetClient(), clock.RealClock{}, mgr.GetEventRecorder("cronjob-controller")).SetupWithManager(mgr); err != nil {
 		return err
 	}

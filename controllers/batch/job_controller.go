@@ -1,0 +1,464 @@
+package batch
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	batchv1alpha1 "github.com/skiff-dev/skiff/api/batch/v1alpha1"
+	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/controllers/podcontrol"
+)
+
+// Labels and annotations of Job pods, as upstream.
+const (
+	LabelJobName                = "batch.kubernetes.io/job-name"
+	LabelControllerUID          = "batch.kubernetes.io/controller-uid"
+	AnnotationCompletionIndex   = "batch.kubernetes.io/job-completion-index"
+	AnnotationIndexFailureCount = "batch.kubernetes.io/job-index-failure-count"
+	// EnvCompletionIndex carries an Indexed Job pod's index to its containers.
+	EnvCompletionIndex = "JOB_COMPLETION_INDEX"
+)
+
+// Backoff between pod recreations after failures, as upstream: 10 s,
+// doubling per failure, at most 6 minutes.
+const (
+	backoffBase = 10 * time.Second
+	backoffMax  = 6 * time.Minute
+)
+
+var jobGK = schema.GroupKind{Group: batchv1alpha1.GroupVersion.Group, Kind: "Job"}
+
+// JobReconciler runs a Job's pods until enough of them succeed, as
+// upstream's job controller. Every pod carries a tracking finalizer, removed
+// only after its outcome is recorded in status.uncountedTerminatedPods, and
+// counted from there exactly once: deleting pods never loses or
+// double-counts a success or a failure.
+type JobReconciler struct {
+	client       client.Client
+	clock        clock.PassiveClock
+	recorder     events.EventRecorder
+	pods         podcontrol.PodControl
+	expectations *podcontrol.Expectations
+}
+
+var _ reconcile.Reconciler = (*JobReconciler)(nil)
+
+// NewJobReconciler returns a Job reconciler that reads time from clk.
+func NewJobReconciler(c client.Client, clk clock.PassiveClock, recorder events.EventRecorder) *JobReconciler {
+	return &JobReconciler{
+		client:       c,
+		clock:        clk,
+		recorder:     recorder,
+		pods:         podcontrol.PodControl{Client: c, Recorder: recorder},
+		expectations: podcontrol.NewExpectations(clk),
+	}
+}
+
+// SetupWithManager registers the reconciler, its pod index and pod watch.
+func (r *JobReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if err := podcontrol.IndexByController(ctx, mgr.GetFieldIndexer(), &corev1alpha1.Pod{}); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&batchv1alpha1.Job{}).
+		Watches(&corev1alpha1.Pod{}, podcontrol.ChildEventHandler(jobGK, r.expectations, nil)).
+		Named("job").
+		Complete(r)
+}
+
+// jobScope is what the steps of one reconcile share.
+type jobScope struct {
+	job  *batchv1alpha1.Job
+	pods []*corev1alpha1.Pod
+	now  time.Time
+}
+
+// +kubebuilder:rbac:groups=batch.skiff.dev,resources=jobs,verbs=get;list;watch;update;patch;delete
+// +kubebuilder:rbac:groups=batch.skiff.dev,resources=jobs/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=core.skiff.dev,resources=pods,verbs=get;list;watch;create;update;patch;delete
+
+// Reconcile moves a Job one step towards its end: it records finished
+// pods, decides whether the Job succeeded or failed, and creates or deletes
+// pods to keep parallelism.
+func (r *JobReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	job := &batchv1alpha1.Job{}
+	if err := r.client.Get(ctx, req.NamespacedName, job); err != nil {
+		if client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, err
+		}
+		r.expectations.Forget(req.String())
+		return ctrl.Result{}, r.releaseOrphans(ctx, req.NamespacedName, "")
+	}
+	log := ctrl.LoggerFrom(ctx).WithValues("job", klog.KObj(job))
+	ctx = ctrl.LoggerInto(ctx, log)
+	if !job.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, r.releaseOrphans(ctx, req.NamespacedName, job.UID)
+	}
+
+	s := &jobScope{job: job, now: r.clock.Now()}
+	if err := r.listPods(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if _, done := jobFinished(job); done {
+		return r.finishedJob(ctx, s)
+	}
+
+	// 1. Record the outcome of finished pods and release them.
+	if err := r.trackFinishedPods(ctx, s); err != nil {
+		return retryConflict(err)
+	}
+	// 2. Decide whether the Job has reached its end, and act on it.
+	before := job.DeepCopy()
+	result, err := r.syncJob(ctx, s)
+	// 3. Write the status the steps computed.
+	job.Status = computeJobStatus(job, s.pods, s.now)
+	if !equality.Semantic.DeepEqual(before.Status, job.Status) {
+		if uerr := r.client.Status().Update(ctx, job); uerr != nil && err == nil {
+			err = fmt.Errorf("updating status of job %s: %w", klog.KObj(job), uerr)
+		}
+	}
+	if err != nil {
+		return retryConflict(err)
+	}
+	return result, nil
+}
+
+// retryConflict turns a write conflict, which only means the cache has not
+// yet seen this controller's previous write, into a prompt retry instead
+// of an error whose back-off grows with every repetition.
+func retryConflict(err error) (ctrl.Result, error) {
+	if apierrors.IsConflict(err) {
+		return ctrl.Result{RequeueAfter: 200 * time.Millisecond}, nil
+	}
+	return ctrl.Result{}, err
+}
+
+func (r *JobReconciler) listPods(ctx context.Context, s *jobScope) error {
+	list := &corev1alpha1.PodList{}
+	if err := r.client.List(ctx, list, client.InNamespace(s.job.Namespace), client.MatchingFields{podcontrol.IndexControllerUID: string(s.job.UID)}); err != nil {
+		return fmt.Errorf("listing pods of job %s: %w", klog.KObj(s.job), err)
+	}
+	s.pods = s.pods[:0]
+	for i := range list.Items {
+		s.pods = append(s.pods, &list.Items[i])
+	}
+	return nil
+}
+
+// trackFinishedPods records each finished pod that still has the tracking
+// finalizer in status.uncountedTerminatedPods (and, for Indexed Jobs, its
+// index), removes the finalizers, then moves the recorded pods into the
+// counters. Each write is a conditional update, so two reconciles can never
+// both count a pod.
+func (r *JobReconciler) trackFinishedPods(ctx context.Context, s *jobScope) error {
+	job := s.job
+	uncounted := job.Status.UncountedTerminatedPods
+	if uncounted == nil {
+		uncounted = &batchv1alpha1UncountedPods{}
+	}
+	recorded := func(uid types.UID) bool {
+		return slices.Contains(uncounted.Succeeded, uid) || slices.Contains(uncounted.Failed, uid)
+	}
+	var release []*corev1alpha1.Pod // finished pods whose finalizer may go
+	changed := false
+	for _, pod := range s.pods {
+		if !hasTrackingFinalizer(pod) {
+			continue
+		}
+		outcome := podOutcome(job, pod)
+		if outcome == outcomeNone {
+			continue
+		}
+		release = append(release, pod)
+		if recorded(pod.UID) {
+			continue
+		}
+		switch outcome {
+		case outcomeSucceeded:
+			uncounted.Succeeded = append(uncounted.Succeeded, pod.UID)
+			if idx, ok := completionIndex(pod); ok && isIndexed(job) {
+				set := parseIndexes(job.Status.CompletedIndexes, int(ptrOr(job.Spec.Completions, 0)))
+				set[idx] = true
+				job.Status.CompletedIndexes = set.String()
+			}
+		case outcomeFailed:
+			action, rule, matched := matchFailurePolicy(job.Spec.PodFailurePolicy, pod)
+			switch {
+			case matched && action == "Ignore":
+				// Not counted: the pod is released and replaced.
+				changed = true
+				continue
+			case matched && action == "FailJob":
+				setFailureTarget(job, batchv1alpha1.ReasonPodFailurePolicy,
+					fmt.Sprintf("Container of pod %s matched rule %d of the pod failure policy", pod.Name, rule), s.now)
+			case matched && action == "FailIndex":
+				if idx, ok := completionIndex(pod); ok {
+					failed := parseIndexes(ptrOr(job.Status.FailedIndexes, ""), int(ptrOr(job.Spec.Completions, 0)))
+					failed[idx] = true
+					job.Status.FailedIndexes = ptrTo(failed.String())
+				}
+			}
+			uncounted.Failed = append(uncounted.Failed, pod.UID)
+		}
+		changed = true
+	}
+	if changed {
+		job.Status.UncountedTerminatedPods = uncounted
+		if err := r.client.Status().Update(ctx, job); err != nil {
+			return fmt.Errorf("recording finished pods of job %s: %w", klog.KObj(job), err)
+		}
+	}
+	for _, pod := range release {
+		if err := r.removeTrackingFinalizer(ctx, pod); err != nil {
+			return err
+		}
+	}
+	if len(uncounted.Succeeded)+len(uncounted.Failed) == 0 {
+		return nil
+	}
+	// Every recorded pod is released now: count it, once.
+	job.Status.Succeeded += int32(len(uncounted.Succeeded))
+	job.Status.Failed += int32(len(uncounted.Failed))
+	job.Status.UncountedTerminatedPods = &batchv1alpha1UncountedPods{}
+	if err := r.client.Status().Update(ctx, job); err != nil {
+		return fmt.Errorf("counting finished pods of job %s: %w", klog.KObj(job), err)
+	}
+	return nil
+}
+
+// syncJob decides whether the Job has met its success or failure criteria
+// and, if not, keeps the right number of pods running.
+func (r *JobReconciler) syncJob(ctx context.Context, s *jobScope) (ctrl.Result, error) {
+	job := s.job
+	active := activePods(job, s.pods)
+
+	if cond := meta.FindStatusCondition(job.Status.Conditions, batchv1alpha1.JobFailureTarget); cond == nil || cond.Status != metav1.ConditionTrue {
+		if reason, msg := failureCriteria(job, s.now); reason != "" {
+			setFailureTarget(job, reason, msg, s.now)
+		}
+	}
+	if cond := meta.FindStatusCondition(job.Status.Conditions, batchv1alpha1.JobSuccessCriteriaMet); cond == nil || cond.Status != metav1.ConditionTrue {
+		if reason, msg := successCriteria(job, active); reason != "" {
+			setCondition(job, batchv1alpha1.JobSuccessCriteriaMet, metav1.ConditionTrue, reason, msg, s.now)
+		}
+	}
+
+	// A Job that reached its end stops its pods, then records the end.
+	if end, reason, msg := jobEnd(job); end != "" {
+		if err := r.deletePods(ctx, job, active); err != nil {
+			return ctrl.Result{}, err
+		}
+		if len(podsWithFinalizer(s.pods)) > 0 {
+			return ctrl.Result{}, nil // their deletion wakes us
+		}
+		setCondition(job, end, metav1.ConditionTrue, reason, msg, s.now)
+		if end == batchv1alpha1.JobComplete {
+			job.Status.CompletionTime = &metav1.Time{Time: s.now}
+		}
+		r.recorder.Eventf(job, nil, eventTypeFor(end), reason, "Finish", "%s", msg)
+		return r.ttlResult(job, s.now), nil
+	}
+
+	if job.Spec.Suspend != nil && *job.Spec.Suspend {
+		if !meta.IsStatusConditionTrue(job.Status.Conditions, batchv1alpha1.JobSuspended) {
+			setCondition(job, batchv1alpha1.JobSuspended, metav1.ConditionTrue, batchv1alpha1.ReasonJobSuspended, "Job suspended", s.now)
+			r.recorder.Eventf(job, nil, corev1.EventTypeNormal, "Suspended", "Suspend", "Job suspended")
+		}
+		job.Status.StartTime = nil
+		return ctrl.Result{}, r.deletePods(ctx, job, active)
+	}
+	if meta.IsStatusConditionTrue(job.Status.Conditions, batchv1alpha1.JobSuspended) {
+		setCondition(job, batchv1alpha1.JobSuspended, metav1.ConditionFalse, batchv1alpha1.ReasonJobResumed, "Job resumed", s.now)
+		r.recorder.Eventf(job, nil, corev1.EventTypeNormal, "Resumed", "Resume", "Job resumed")
+	}
+	if job.Status.StartTime == nil {
+		job.Status.StartTime = &metav1.Time{Time: s.now}
+	}
+	if !r.expectations.Satisfied(podcontrol.Key(job)) {
+		return ctrl.Result{}, nil // the pod events we wait for wake us
+	}
+	return r.manageActive(ctx, s, active)
+}
+
+// manageActive creates the missing pods, after the back-off that failures
+// impose, and deletes the surplus.
+func (r *JobReconciler) manageActive(ctx context.Context, s *jobScope, active []*corev1alpha1.Pod) (ctrl.Result, error) {
+	job := s.job
+	plan := planPods(job, s.pods, active)
+	if len(plan.remove) > 0 {
+		if err := r.deletePods(ctx, job, plan.remove); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	var result ctrl.Result
+	if d := job.Spec.ActiveDeadlineSeconds; d != nil && job.Status.StartTime != nil {
+		result.RequeueAfter = job.Status.StartTime.Add(time.Duration(*d) * time.Second).Sub(s.now)
+	}
+	if len(plan.create) == 0 {
+		return result, nil
+	}
+	if wait := backoffRemaining(job, s.pods, s.now); wait > 0 {
+		return earliest(result, ctrl.Result{RequeueAfter: wait}), nil
+	}
+	key := podcontrol.Key(job)
+	r.expectations.ExpectCreations(key, len(plan.create))
+	ref := podcontrol.ControllerRef(job, batchv1alpha1.GroupVersion.WithKind("Job"))
+	next := 0
+	created, err := podcontrol.SlowStartBatch(len(plan.create), 1, func() error {
+		idx := plan.create[next]
+		next++
+		pod := newJobPod(job, ref, idx, indexFailureCount(s.pods, idx))
+		if err := r.pods.CreatePod(ctx, pod, job); err != nil {
+			return err
+		}
+		return nil
+	})
+	for i := created; i < len(plan.create); i++ {
+		r.expectations.CreationObserved(key) // never to be observed
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	return result, nil
+}
+
+func (r *JobReconciler) deletePods(ctx context.Context, job *batchv1alpha1.Job, pods []*corev1alpha1.Pod) error {
+	if len(pods) == 0 {
+		return nil
+	}
+	key := podcontrol.Key(job)
+	r.expectations.ExpectDeletions(key, podcontrol.UIDs(pods))
+	for _, pod := range pods {
+		if err := r.pods.DeletePod(ctx, pod, job); client.IgnoreNotFound(err) != nil {
+			r.expectations.DeletionObserved(key, pod.UID)
+			return err
+		}
+	}
+	return nil
+}
+
+// finishedJob releases the pods of a finished Job and deletes the Job when
+// its ttlSecondsAfterFinished has passed.
+func (r *JobReconciler) finishedJob(ctx context.Context, s *jobScope) (ctrl.Result, error) {
+	for _, pod := range podsWithFinalizer(s.pods) {
+		if err := r.removeTrackingFinalizer(ctx, pod); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	res := r.ttlResult(s.job, s.now)
+	if s.job.Spec.TTLSecondsAfterFinished == nil || res.RequeueAfter > 0 {
+		return res, nil
+	}
+	ctrl.LoggerFrom(ctx).V(2).Info("Deleting job past its ttlSecondsAfterFinished")
+	err := r.client.Delete(ctx, s.job, client.PropagationPolicy(metav1.DeletePropagationBackground),
+		client.Preconditions{UID: &s.job.UID})
+	return ctrl.Result{}, client.IgnoreNotFound(err)
+}
+
+func (r *JobReconciler) ttlResult(job *batchv1alpha1.Job, now time.Time) ctrl.Result {
+	ttl := job.Spec.TTLSecondsAfterFinished
+	if ttl == nil {
+		return ctrl.Result{}
+	}
+	finished := finishTime(job)
+	if finished.IsZero() {
+		return ctrl.Result{RequeueAfter: time.Duration(*ttl) * time.Second}
+	}
+	if wait := finished.Add(time.Duration(*ttl) * time.Second).Sub(now); wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}
+	}
+	return ctrl.Result{}
+}
+
+// releaseOrphans removes the tracking finalizer from the pods of a Job that
+// is gone or going, so the garbage collector can delete them.
+func (r *JobReconciler) releaseOrphans(ctx context.Context, job types.NamespacedName, uid types.UID) error {
+	list := &corev1alpha1.PodList{}
+	if err := r.client.List(ctx, list, client.InNamespace(job.Namespace), client.MatchingLabels{LabelJobName: job.Name}); err != nil {
+		return err
+	}
+	for i := range list.Items {
+		pod := &list.Items[i]
+		ref := podcontrol.ControllerOfKind(pod, jobGK)
+		if ref == nil || ref.Name != job.Name || (uid != "" && ref.UID != uid) || !hasTrackingFinalizer(pod) {
+			continue
+		}
+		if err := r.removeTrackingFinalizer(ctx, pod); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *JobReconciler) removeTrackingFinalizer(ctx context.Context, pod *corev1alpha1.Pod) error {
+	if !hasTrackingFinalizer(pod) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(pod.DeepCopy(), client.MergeFromWithOptimisticLock{})
+	pod.Finalizers = slices.DeleteFunc(pod.Finalizers, func(f string) bool { return f == batchv1alpha1.JobTrackingFinalizer })
+	if err := r.client.Patch(ctx, pod, patch); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("releasing pod %s: %w", klog.KObj(pod), err)
+	}
+	return nil
+}
+
+// newJobPod builds the pod of a Job: the template, the tracking finalizer,
+// the upstream labels and, for an Indexed Job, the completion index in an
+// annotation, a label, the JOB_COMPLETION_INDEX variable and the hostname.
+func newJobPod(job *batchv1alpha1.Job, ref metav1.OwnerReference, index, failures int) *corev1alpha1.Pod {
+	pod := podcontrol.NewPodFromTemplate(&job.Spec.Template, job, ref)
+	if pod.Labels == nil {
+		pod.Labels = map[string]string{}
+	}
+	pod.Labels[LabelJobName] = job.Name
+	pod.Labels[LabelControllerUID] = string(job.UID)
+	pod.Finalizers = append(pod.Finalizers, batchv1alpha1.JobTrackingFinalizer)
+	if index < 0 {
+		return pod
+	}
+	i := strconv.Itoa(index)
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[AnnotationCompletionIndex] = i
+	pod.Labels[AnnotationCompletionIndex] = i
+	if job.Spec.BackoffLimitPerIndex != nil {
+		pod.Annotations[AnnotationIndexFailureCount] = strconv.Itoa(failures)
+	}
+	pod.GenerateName = fmt.Sprintf("%s-%d-", job.Name, index)
+	if pod.Spec.Hostname == "" {
+		pod.Spec.Hostname = fmt.Sprintf("%s-%d", job.Name, index)
+	}
+	env := corev1.EnvVar{Name: EnvCompletionIndex, Value: i}
+	for c := range pod.Spec.InitContainers {
+		pod.Spec.InitContainers[c].Env = append(pod.Spec.InitContainers[c].Env, env)
+	}
+	for c := range pod.Spec.Containers {
+		pod.Spec.Containers[c].Env = append(pod.Spec.Containers[c].Env, env)
+	}
+	return pod
+}
+
+func eventTypeFor(end string) string {
+	if end == batchv1alpha1.JobFailed {
+		return corev1.EventTypeWarning
+	}
+	return corev1.EventTypeNormal
+}

@@ -1,0 +1,27 @@
+package batch
+
+import "testing"
+
+func TestIndexSetRoundTrip(t *testing.T) {
+	tests := map[string]struct {
+		in          string
+		completions int
+		want        string
+		size        int
+	}{
+		"empty":                    {"", 5, "", 0},
+		"single":                   {"3", 5, "3", 1},
+		"ranges and singles":       {"0-2,4,6-7", 10, "0-2,4,6-7", 6},
+		"unsorted and overlapping": {"5,0-1,1-2", 10, "0-2,5", 4},
+		"beyond completions":       {"2-9", 5, "2-4", 3},
+		"garbage is ignored":       {"x,1,y-2", 5, "1", 1},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s := parseIndexes(tc.in, tc.completions)
+			if got := s.String(); got != tc.want || len(s) != tc.size {
+				t.Errorf("parseIndexes(%q) = %q (%d), want %q (%d)", tc.in, got, len(s), tc.want, tc.size)
+			}
+		})
+	}
+}

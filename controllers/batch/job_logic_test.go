@@ -1,0 +1,186 @@
+package batch
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	batchv1alpha1 "github.com/skiff-dev/skiff/api/batch/v1alpha1"
+	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+)
+
+func jobWith(f func(*batchv1alpha1.Job)) *batchv1alpha1.Job {
+	j := &batchv1alpha1.Job{}
+	f(j)
+	return j
+}
+
+func indexedPod(idx int, phase corev1.PodPhase) *corev1alpha1.Pod {
+	return &corev1alpha1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "p" + strconv.Itoa(idx), Annotations: map[string]string{AnnotationCompletionIndex: strconv.Itoa(idx)}},
+		Status:     corev1alpha1.PodStatus{Phase: phase},
+	}
+}
+
+func TestPlanPods(t *testing.T) {
+	running := func(n int) []*corev1alpha1.Pod {
+		var out []*corev1alpha1.Pod
+		for i := 0; i < n; i++ {
+			out = append(out, &corev1alpha1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "r" + strconv.Itoa(i)}, Status: corev1alpha1.PodStatus{Phase: corev1.PodRunning}})
+		}
+		return out
+	}
+	indexed := func(completions, parallelism int32, done string) *batchv1alpha1.Job {
+		return jobWith(func(j *batchv1alpha1.Job) {
+			j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+			j.Spec.Completions, j.Spec.Parallelism = &completions, &parallelism
+			j.Status.CompletedIndexes = done
+		})
+	}
+	tests := map[string]struct {
+		job        *batchv1alpha1.Job
+		pods       []*corev1alpha1.Pod
+		wantCreate []int
+		wantRemove int
+	}{
+		"default parallelism 1": {job: jobWith(func(*batchv1alpha1.Job) {}), wantCreate: []int{-1}},
+		"parallelism capped by remaining completions": {
+			job: jobWith(func(j *batchv1alpha1.Job) {
+				j.Spec.Completions, j.Spec.Parallelism = ptr.To[int32](5), ptr.To[int32](4)
+				j.Status.Succeeded = 3
+			}),
+			wantCreate: []int{-1, -1},
+		},
+		"surplus is deleted after parallelism drops": {
+			job:        jobWith(func(j *batchv1alpha1.Job) { j.Spec.Parallelism = ptr.To[int32](1) }),
+			pods:       running(3),
+			wantRemove: 2,
+		},
+		"work queue stops creating after a success": {
+			job:  jobWith(func(j *batchv1alpha1.Job) { j.Spec.Parallelism = ptr.To[int32](3); j.Status.Succeeded = 1 }),
+			pods: running(1),
+		},
+		"indexed fills the lowest free indexes": {
+			job:        indexed(5, 2, "0"),
+			pods:       []*corev1alpha1.Pod{indexedPod(2, corev1.PodRunning)},
+			wantCreate: []int{1},
+		},
+		"indexed deletes a duplicate index": {
+			job:        indexed(3, 3, ""),
+			pods:       []*corev1alpha1.Pod{indexedPod(0, corev1.PodRunning), indexedPod(0, corev1.PodPending)},
+			wantCreate: []int{1, 2},
+			wantRemove: 1,
+		},
+		"indexed skips completed indexes": {
+			job:        indexed(3, 3, "0-1"),
+			wantCreate: []int{2},
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			plan := planPods(tc.job, tc.pods, activePods(tc.job, tc.pods))
+			if diff := cmp.Diff(tc.wantCreate, plan.create); diff != "" {
+				t.Errorf("create (-want +got):\n%s", diff)
+			}
+			if len(plan.remove) != tc.wantRemove {
+				t.Errorf("remove %d pods, want %d", len(plan.remove), tc.wantRemove)
+			}
+		})
+	}
+}
+
+func TestFailureAndSuccessCriteria(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := map[string]struct {
+		job         *batchv1alpha1.Job
+		wantFailure string
+		wantSuccess string
+	}{
+		"within the backoff limit": {job: jobWith(func(j *batchv1alpha1.Job) { j.Spec.BackoffLimit = ptr.To[int32](2); j.Status.Failed = 2 })},
+		"beyond the backoff limit": {
+			job:         jobWith(func(j *batchv1alpha1.Job) { j.Spec.BackoffLimit = ptr.To[int32](2); j.Status.Failed = 3 }),
+			wantFailure: batchv1alpha1.ReasonBackoffLimitExceeded,
+		},
+		"default backoff limit is 6": {job: jobWith(func(j *batchv1alpha1.Job) { j.Status.Failed = 6 })},
+		"deadline passed": {
+			job: jobWith(func(j *batchv1alpha1.Job) {
+				j.Spec.ActiveDeadlineSeconds = ptr.To[int64](10)
+				j.Status.StartTime = &metav1.Time{Time: now.Add(-10 * time.Second)}
+			}),
+			wantFailure: batchv1alpha1.ReasonDeadlineExceeded,
+		},
+		"too many failed indexes": {
+			job: jobWith(func(j *batchv1alpha1.Job) {
+				j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+				j.Spec.Completions, j.Spec.BackoffLimitPerIndex, j.Spec.MaxFailedIndexes = ptr.To[int32](5), ptr.To[int32](0), ptr.To[int32](1)
+				j.Status.FailedIndexes = ptr.To("1,3")
+			}),
+			wantFailure: batchv1alpha1.ReasonMaxFailedIndexesExceeded,
+		},
+		"completions reached": {
+			job:         jobWith(func(j *batchv1alpha1.Job) { j.Spec.Completions = ptr.To[int32](3); j.Status.Succeeded = 3 }),
+			wantSuccess: batchv1alpha1.ReasonCompletionsReached,
+		},
+		"success policy by count": {
+			job: jobWith(func(j *batchv1alpha1.Job) {
+				j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+				j.Spec.Completions = ptr.To[int32](10)
+				j.Spec.SuccessPolicy = &batchv1.SuccessPolicy{Rules: []batchv1.SuccessPolicyRule{{SucceededIndexes: ptr.To("0-4"), SucceededCount: ptr.To[int32](2)}}}
+				j.Status.CompletedIndexes = "3,4,8"
+			}),
+			wantSuccess: batchv1alpha1.ReasonSuccessPolicy,
+		},
+		"success policy not met": {
+			job: jobWith(func(j *batchv1alpha1.Job) {
+				j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+				j.Spec.Completions = ptr.To[int32](10)
+				j.Spec.SuccessPolicy = &batchv1.SuccessPolicy{Rules: []batchv1.SuccessPolicyRule{{SucceededIndexes: ptr.To("0")}}}
+				j.Status.CompletedIndexes = "1-9"
+			}),
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got, _ := failureCriteria(tc.job, now); got != tc.wantFailure {
+				t.Errorf("failure = %q, want %q", got, tc.wantFailure)
+			}
+			if got, _ := successCriteria(tc.job, nil); got != tc.wantSuccess {
+				t.Errorf("success = %q, want %q", got, tc.wantSuccess)
+			}
+		})
+	}
+}
+
+func TestBackoffRemaining(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	failedAt := func(ago time.Duration) *corev1alpha1.Pod {
+		return &corev1alpha1.Pod{Status: corev1alpha1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{
+			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, FinishedAt: metav1.NewTime(now.Add(-ago))}}}}}}
+	}
+	tests := map[string]struct {
+		failed int32
+		pods   []*corev1alpha1.Pod
+		want   time.Duration
+	}{
+		"no failures":               {0, nil, 0},
+		"first failure waits 10s":   {1, []*corev1alpha1.Pod{failedAt(4 * time.Second)}, 6 * time.Second},
+		"third failure waits 40s":   {3, []*corev1alpha1.Pod{failedAt(10 * time.Second)}, 30 * time.Second},
+		"capped at six minutes":     {20, []*corev1alpha1.Pod{failedAt(time.Minute)}, 5 * time.Minute},
+		"the latest failure counts": {2, []*corev1alpha1.Pod{failedAt(time.Hour), failedAt(5 * time.Second)}, 15 * time.Second},
+		"back-off over":             {1, []*corev1alpha1.Pod{failedAt(time.Minute)}, -50 * time.Second},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			job := jobWith(func(j *batchv1alpha1.Job) { j.Status.Failed = tc.failed })
+			if got := backoffRemaining(job, tc.pods, now); got != tc.want {
+				t.Errorf("backoffRemaining = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
