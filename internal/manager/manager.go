@@ -37,7 +37,11 @@ type Options struct {
 	// Webhooks serves skiff's admission webhooks (CronJob schedules and
 	// time zones) on WebhookHost:WebhookPort with the certificate in
 	// WebhookCertDir (tls.crt, tls.key).
-	Webhooks       bool
+	Webhooks bool
+	// ServiceCIDR is where Service ClusterIPs come from; empty means 10.112.0.0/16.
+	ServiceCIDR string
+	// NodePortRange is where NodePorts come from; empty means 30000-32767.
+	NodePortRange  string
 	WebhookHost    string
 	WebhookPort    int
 	WebhookCertDir string
