@@ -3,16 +3,19 @@ package service
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
+	"github.com/skiff-dev/skiff/api/conditions"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 )
 
@@ -70,7 +73,9 @@ func (r *Repair) RepairOnce(ctx context.Context) error {
 	ports := map[string]*corev1alpha1.Service{}
 	for i := range services.Items {
 		svc := &services.Items[i]
-		if !svc.DeletionTimestamp.IsZero() {
+		// Only a Service whose allocation succeeded owns the addresses in
+		// its spec; another may ask for the same address and be refused.
+		if !svc.DeletionTimestamp.IsZero() || !meta.IsStatusConditionTrue(svc.Status.Conditions, conditions.Ready) {
 			continue
 		}
 		if ip := svc.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
@@ -89,6 +94,9 @@ func (r *Repair) RepairOnce(ctx context.Context) error {
 	}
 	for i := range claimedIPs.Items {
 		c := &claimedIPs.Items[i]
+		if addr, err := netip.ParseAddr(c.Name); err != nil || !r.Alloc.rng.ServiceCIDR.Contains(addr) {
+			continue // another range's claim: not this manager's to judge
+		}
 		svc, used := ips[c.Name]
 		if used && c.Spec.ParentRef != nil && c.Spec.ParentRef.Namespace == svc.Namespace && c.Spec.ParentRef.Name == svc.Name {
 			delete(ips, c.Name)
@@ -107,6 +115,11 @@ func (r *Repair) RepairOnce(ctx context.Context) error {
 	}
 	for i := range claimedPorts.Items {
 		c := &claimedPorts.Items[i]
+		var port int
+		if _, err := fmt.Sscanf(c.Name, "nodeport-%d", &port); err != nil ||
+			port < r.Alloc.rng.NodePortBase || port >= r.Alloc.rng.NodePortBase+r.Alloc.rng.NodePortSize {
+			continue
+		}
 		svc, used := ports[c.Name]
 		if used && ptr.Deref(c.Spec.HolderIdentity, "") == ownerRef(svc) {
 			delete(ports, c.Name)
