@@ -1,0 +1,233 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/time/rate"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+)
+
+// PodNodeNameIndex indexes skiff Pods by spec.nodeName for the controllers
+// of this package.
+const PodNodeNameIndex = "core.skiff.dev/pod-node-name"
+
+// Default eviction rate: pods deleted per second, and burst.
+const (
+	DefaultEvictionQPS   = 10
+	DefaultEvictionBurst = 20
+)
+
+// NodeLifecycleReconciler watches Node Leases: it marks a node whose agent
+// went silent Ready=Unknown, taints it unreachable, evicts the pods that do
+// not tolerate its NoExecute taints in time, and untaints it when the agent
+// is back (upstream's node lifecycle and taint eviction controllers).
+type NodeLifecycleReconciler struct {
+	client      client.Client
+	recorder    events.EventRecorder
+	clock       clock.PassiveClock
+	gracePeriod time.Duration
+	evictions   *rate.Limiter
+}
+
+var _ reconcile.Reconciler = (*NodeLifecycleReconciler)(nil)
+
+// NewNodeLifecycleReconciler returns the controller. gracePeriod is how long
+// a Lease may go unrenewed; evictions limits pod deletions (nil: the defaults).
+func NewNodeLifecycleReconciler(c client.Client, recorder events.EventRecorder, clk clock.PassiveClock, gracePeriod time.Duration, evictions *rate.Limiter) *NodeLifecycleReconciler {
+	if gracePeriod <= 0 {
+		gracePeriod = DefaultNodeMonitorGracePeriod
+	}
+	if evictions == nil {
+		evictions = rate.NewLimiter(DefaultEvictionQPS, DefaultEvictionBurst)
+	}
+	return &NodeLifecycleReconciler{client: c, recorder: recorder, clock: clk, gracePeriod: gracePeriod, evictions: evictions}
+}
+
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch
+// +kubebuilder:rbac:groups=core.skiff.dev,resources=nodes;nodes/status,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=core.skiff.dev,resources=pods,verbs=get;list;watch;delete
+
+// Reconcile brings one node's status, taints and pods in line with its Lease.
+func (r *NodeLifecycleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	node := &corev1alpha1.Node{}
+	if err := r.client.Get(ctx, req.NamespacedName, node); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	log := ctrl.LoggerFrom(ctx).WithValues("node", klog.KObj(node))
+	ctx = ctrl.LoggerInto(ctx, log)
+
+	lease := &coordinationv1.Lease{}
+	if err := r.client.Get(ctx, types.NamespacedName{Namespace: NodeLeaseNamespace, Name: node.Name}, lease); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, fmt.Errorf("reading the lease of node %s: %w", node.Name, err)
+		}
+		lease = nil
+	}
+	now := r.clock.Now()
+	health, untilExpiry := assessNode(node, lease, now, r.gracePeriod)
+
+	// 1. An unreachable node is Ready=Unknown.
+	if health == nodeUnreachable {
+		if status := unknownStatus(node.Status, node.Spec.Unschedulable); status != nil {
+			log.Info("Marking node Ready=Unknown: its Lease was not renewed", "gracePeriod", r.gracePeriod)
+			orig := node.DeepCopy()
+			node.Status = *status
+			if err := r.client.Status().Patch(ctx, node, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+				return ctrl.Result{}, fmt.Errorf("marking node %s Ready=Unknown: %w", node.Name, err)
+			}
+			r.recorder.Eventf(node, nil, corev1.EventTypeNormal, "NodeNotReady", "MarkUnknown",
+				"Node %s stopped renewing its Lease for %s; marked Ready=Unknown", node.Name, r.gracePeriod)
+		}
+	}
+
+	// 2. The lifecycle taints follow the node's health.
+	if taints, changed := desiredTaints(node.Spec.Taints, health, now); changed {
+		log.V(2).Info("Updating node taints", "health", health)
+		orig := node.DeepCopy()
+		node.Spec.Taints = taints
+		if err := r.client.Patch(ctx, node, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, fmt.Errorf("updating taints of node %s: %w", node.Name, err)
+		}
+	}
+
+	// 3. Pods that do not tolerate the NoExecute taints are evicted in time.
+	next, err := r.evict(ctx, node, now)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	// 4. Look again when the Lease would expire or the next eviction is due.
+	result := ctrl.Result{}
+	if health != nodeUnreachable {
+		result.RequeueAfter = untilExpiry + 10*time.Millisecond
+	}
+	if next > 0 && (result.RequeueAfter == 0 || next < result.RequeueAfter) {
+		result.RequeueAfter = next
+	}
+	return result, nil
+}
+
+// evict deletes the node's pods whose tolerations ran out, within the
+// eviction rate, and returns how long until the next one is due.
+func (r *NodeLifecycleReconciler) evict(ctx context.Context, node *corev1alpha1.Node, now time.Time) (time.Duration, error) {
+	if !hasNoExecute(node.Spec.Taints) {
+		return 0, nil
+	}
+	pods := &corev1alpha1.PodList{}
+	if err := r.client.List(ctx, pods, client.MatchingFields{PodNodeNameIndex: node.Name}); err != nil {
+		return 0, fmt.Errorf("listing pods of node %s: %w", node.Name, err)
+	}
+	var next time.Duration
+	later := func(d time.Duration) {
+		if next == 0 || d < next {
+			next = d
+		}
+	}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		at, ok := evictionTime(pod, node.Spec.Taints, now)
+		if !ok {
+			continue
+		}
+		if at.After(now) {
+			later(at.Sub(now))
+			continue
+		}
+		if !r.evictions.AllowN(now, 1) {
+			later(time.Duration(float64(time.Second) / float64(r.evictions.Limit())))
+			continue
+		}
+		ctrl.LoggerFrom(ctx).Info("Evicting pod from tainted node", "pod", klog.KObj(pod))
+		uid := pod.UID
+		if err := r.client.Delete(ctx, pod, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
+			return 0, fmt.Errorf("evicting pod %s from node %s: %w", klog.KObj(pod), node.Name, err)
+		}
+		r.recorder.Eventf(pod, node, corev1.EventTypeNormal, "TaintManagerEviction", "Evict",
+			"Evicted from node %s: the pod does not tolerate its NoExecute taints %s", node.Name, noExecuteKeys(node.Spec.Taints))
+	}
+	return next, nil
+}
+
+func hasNoExecute(taints []corev1.Taint) bool {
+	for _, t := range taints {
+		if t.Effect == corev1.TaintEffectNoExecute {
+			return true
+		}
+	}
+	return false
+}
+
+func noExecuteKeys(taints []corev1.Taint) []string {
+	var keys []string
+	for _, t := range taints {
+		if t.Effect == corev1.TaintEffectNoExecute {
+			keys = append(keys, t.Key)
+		}
+	}
+	return keys
+}
+
+// SetupWithManager registers the controller: Nodes, their Leases, and the
+// Pods on them.
+func (r *NodeLifecycleReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := IndexPodsByNode(context.Background(), mgr); err != nil {
+		return err
+	}
+	leaseToNode := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: o.GetName()}}}
+	})
+	podToNode := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
+		pod, ok := o.(*corev1alpha1.Pod)
+		if !ok || pod.Spec.NodeName == "" {
+			return nil
+		}
+		return []reconcile.Request{{NamespacedName: types.NamespacedName{Name: pod.Spec.NodeName}}}
+	})
+	inLeaseNamespace := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetNamespace() == NodeLeaseNamespace })
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("node-lifecycle").
+		For(&corev1alpha1.Node{}).
+		Watches(&coordinationv1.Lease{}, leaseToNode, builder.WithPredicates(inLeaseNamespace)).
+		Watches(&corev1alpha1.Pod{}, podToNode, builder.WithPredicates(predicate.Funcs{
+			// Only pods that arrive on a node matter; updates and deletes do not.
+			UpdateFunc: func(e event.UpdateEvent) bool {
+				return e.ObjectOld.(*corev1alpha1.Pod).Spec.NodeName != e.ObjectNew.(*corev1alpha1.Pod).Spec.NodeName
+			},
+			DeleteFunc: func(event.DeleteEvent) bool { return false },
+		})).
+		Complete(r)
+}
+
+// IndexPodsByNode registers PodNodeNameIndex once per manager.
+func IndexPodsByNode(ctx context.Context, mgr ctrl.Manager) error {
+	err := mgr.GetFieldIndexer().IndexField(ctx, &corev1alpha1.Pod{}, PodNodeNameIndex, func(o client.Object) []string {
+		if n := o.(*corev1alpha1.Pod).Spec.NodeName; n != "" {
+			return []string{n}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("indexing pods by node: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,317 @@
+package core_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/skiff-dev/skiff/api/conditions"
+	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/controllers/core"
+)
+
+const (
+	timeout  = 20 * time.Second
+	interval = 100 * time.Millisecond
+)
+
+var nodeCount int
+
+// agent stands in for a node's agent: it registers the node as Ready and
+// renews its Lease until stopped.
+type agent struct {
+	node   *corev1alpha1.Node
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func startAgent(name string, taints ...corev1.Taint) *agent {
+	node := &corev1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: corev1.NodeSpec{Taints: taints}}
+	Expect(k8sClient.Create(ctx, node)).To(Succeed())
+	setReady(node, metav1.ConditionTrue)
+	DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, node))).To(Succeed()) })
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: core.NodeLeaseNamespace},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &name, RenewTime: &metav1.MicroTime{Time: time.Now()}}}
+	Expect(k8sClient.Create(ctx, lease)).To(Succeed())
+	DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, lease))).To(Succeed()) })
+	a := &agent{node: node}
+	a.resume()
+	DeferCleanup(a.stop)
+	return a
+}
+
+func setReady(node *corev1alpha1.Node, status metav1.ConditionStatus) {
+	Eventually(func(g Gomega) {
+		fresh := &corev1alpha1.Node{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(node), fresh)).To(Succeed())
+		fresh.Status.Capacity = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourcePods: resource.MustParse("110")}
+		fresh.Status.Allocatable = fresh.Status.Capacity
+		meta.SetStatusCondition(&fresh.Status.Conditions, metav1.Condition{Type: conditions.Ready, Status: status, Reason: corev1alpha1.ReasonAgentReady})
+		g.Expect(k8sClient.Status().Update(ctx, fresh)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+}
+
+// resume starts renewing the Lease every 500 ms.
+func (a *agent) resume() {
+	c, cancel := context.WithCancel(ctx)
+	a.cancel = cancel
+	a.wg.Add(1)
+	go func() {
+		defer GinkgoRecover()
+		defer a.wg.Done()
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.Done():
+				return
+			case <-t.C:
+				lease := &coordinationv1.Lease{}
+				if err := k8sClient.Get(c, types.NamespacedName{Namespace: core.NodeLeaseNamespace, Name: a.node.Name}, lease); err != nil {
+					continue
+				}
+				lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+				_ = k8sClient.Update(c, lease)
+			}
+		}
+	}()
+}
+
+// stop stops renewing the Lease, as a crashed agent would.
+func (a *agent) stop() {
+	a.cancel()
+	a.wg.Wait()
+}
+
+func getNode(name string) func(Gomega) *corev1alpha1.Node {
+	return func(g Gomega) *corev1alpha1.Node {
+		n := &corev1alpha1.Node{}
+		g.Expect(k8sClient.Get(ctx, types.NamespacedName{Name: name}, n)).To(Succeed())
+		return n
+	}
+}
+
+func taintKeys(name string) func(Gomega) []string {
+	return func(g Gomega) []string {
+		var keys []string
+		for _, t := range getNode(name)(g).Spec.Taints {
+			keys = append(keys, t.Key+":"+string(t.Effect))
+		}
+		return keys
+	}
+}
+
+func podOn(ns, name, node string, tolerations ...corev1.Toleration) *corev1alpha1.Pod {
+	pod := &corev1alpha1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: corev1.PodSpec{NodeName: node, Tolerations: tolerations,
+			Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	Expect(k8sClient.Create(ctx, pod)).To(Succeed())
+	return pod
+}
+
+func exists(pod *corev1alpha1.Pod) func() bool {
+	return func() bool {
+		err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), &corev1alpha1.Pod{})
+		Expect(client.IgnoreNotFound(err)).To(Succeed())
+		return !apierrors.IsNotFound(err)
+	}
+}
+
+func eventReasons(ns, name string) func(Gomega) []string {
+	return func(g Gomega) []string {
+		list := &eventsv1.EventList{}
+		g.Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+		var reasons []string
+		for _, e := range list.Items {
+			if e.Regarding.Name == name {
+				reasons = append(reasons, e.Reason)
+			}
+		}
+		return reasons
+	}
+}
+
+func secs(s int64) *int64 { return &s }
+
+var _ = Describe("Node lifecycle", func() {
+	var ns, name string
+
+	BeforeEach(func() {
+		nodeCount++
+		name = fmt.Sprintf("lc-%d", nodeCount)
+		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "lifecycle-"}}
+		Expect(k8sClient.Create(ctx, n)).To(Succeed())
+		ns = n.Name
+		DeferCleanup(func() {
+			Expect(k8sClient.DeleteAllOf(ctx, &corev1alpha1.Pod{}, client.InNamespace(ns))).To(Succeed())
+			Expect(k8sClient.Delete(ctx, n)).To(Succeed())
+		})
+	})
+
+	It("marks a silent node Ready=Unknown, taints it, evicts by tolerationSeconds, and untaints it when it is back", func() {
+		a := startAgent(name)
+		short := podOn(ns, "short", name, corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists,
+			Effect: corev1.TaintEffectNoExecute, TolerationSeconds: secs(1)})
+		forever := podOn(ns, "forever", name, corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists})
+		defaulted := podOn(ns, "defaulted", name)
+
+		By("a node that renews its Lease stays untainted")
+		Consistently(taintKeys(name), gracePeriod+time.Second, 250*time.Millisecond).Should(BeEmpty())
+
+		By("the agent stops")
+		a.stop()
+		Eventually(func(g Gomega) *metav1.Condition {
+			return meta.FindStatusCondition(getNode(name)(g).Status.Conditions, conditions.Ready)
+		}, timeout, interval).Should(And(
+			HaveField("Status", metav1.ConditionUnknown), HaveField("Reason", corev1alpha1.ReasonNodeStatusUnknown)))
+		Eventually(taintKeys(name), timeout, interval).Should(ConsistOf(
+			corev1.TaintNodeUnreachable+":NoSchedule", corev1.TaintNodeUnreachable+":NoExecute"))
+
+		By("the pod tolerating for 1 s is evicted, the others stay")
+		Eventually(exists(short), timeout, interval).Should(BeFalse())
+		Eventually(eventReasons(ns, "short"), timeout, interval).Should(ContainElement("TaintManagerEviction"))
+		Consistently(exists(defaulted), 3*time.Second, 250*time.Millisecond).Should(BeTrue(), "the default toleration is 300 s")
+		Expect(exists(forever)()).To(BeTrue())
+
+		By("the agent comes back")
+		a.resume()
+		setReady(a.node, metav1.ConditionTrue)
+		Eventually(taintKeys(name), timeout, interval).Should(BeEmpty())
+		Consistently(exists(defaulted), time.Second, 250*time.Millisecond).Should(BeTrue())
+	})
+
+	It("evicts at once the pods that do not tolerate a NoExecute taint", func() {
+		startAgent(name, corev1.Taint{Key: "maintenance", Effect: corev1.TaintEffectNoExecute})
+		victim := podOn(ns, "victim", name)
+		tolerant := podOn(ns, "tolerant", name, corev1.Toleration{Key: "maintenance", Operator: corev1.TolerationOpExists})
+		Eventually(exists(victim), timeout, interval).Should(BeFalse())
+		Consistently(exists(tolerant), 2*time.Second, 250*time.Millisecond).Should(BeTrue())
+	})
+
+	It("taints a node whose agent reports Ready=False not-ready", func() {
+		a := startAgent(name)
+		setReady(a.node, metav1.ConditionFalse)
+		Eventually(taintKeys(name), timeout, interval).Should(ConsistOf(
+			corev1.TaintNodeNotReady+":NoSchedule", corev1.TaintNodeNotReady+":NoExecute"))
+		setReady(a.node, metav1.ConditionTrue)
+		Eventually(taintKeys(name), timeout, interval).Should(BeEmpty())
+	})
+})
+
+var _ = Describe("Default tolerations at admission", func() {
+	It("adds 300 s not-ready and unreachable tolerations to pods that lack them", func() {
+		installer := core.NewTolerationPolicyInstaller(k8sClient, k8sClient, dc)
+		served, err := installer.Served()
+		Expect(err).NotTo(HaveOccurred())
+		if !served {
+			Skip("this API server does not serve admissionregistration.k8s.io/v1 MutatingAdmissionPolicy; eviction applies the default instead")
+		}
+		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "tolerations-"}}
+		Expect(k8sClient.Create(ctx, n)).To(Succeed())
+		want := []corev1.Toleration{
+			{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: secs(300)},
+			{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: secs(300)},
+		}
+		i := 0
+		Eventually(func(g Gomega) []corev1.Toleration {
+			i++
+			pod := podOn(n.Name, fmt.Sprintf("plain-%d", i), "")
+			return pod.Spec.Tolerations
+		}, timeout, 500*time.Millisecond).Should(Equal(want), "the policy takes effect once the API server has loaded it")
+
+		own := corev1.Toleration{Key: corev1.TaintNodeNotReady, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: secs(10)}
+		pod := podOn(n.Name, "own", "", own)
+		Expect(pod.Spec.Tolerations).To(Equal([]corev1.Toleration{own, want[1]}))
+
+		all := podOn(n.Name, "all", "", corev1.Toleration{Operator: corev1.TolerationOpExists})
+		Expect(all.Spec.Tolerations).To(HaveLen(1), "a pod tolerating everything gets nothing more")
+	})
+})
+
+var _ = Describe("Node IPAM", func() {
+	It("gives each node its own pod CIDR, waits when none is left, and reuses a deleted node's", func() {
+		var nodes []*corev1alpha1.Node
+		for i := 0; i < 5; i++ {
+			node := &corev1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ipam-%d", i)}}
+			Expect(k8sClient.Create(ctx, node)).To(Succeed())
+			DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, node))).To(Succeed()) })
+			nodes = append(nodes, node)
+		}
+		cluster := netip.MustParsePrefix(clusterCIDR)
+		cidrs := func(g Gomega) map[string]string {
+			out := map[string]string{}
+			for _, n := range nodes {
+				got := &corev1alpha1.Node{}
+				if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(n), got); apierrors.IsNotFound(err) {
+					continue
+				}
+				if got.Spec.PodCIDR != "" {
+					p := netip.MustParsePrefix(got.Spec.PodCIDR)
+					g.Expect(p.Bits()).To(Equal(maskSize))
+					g.Expect(cluster.Contains(p.Addr())).To(BeTrue())
+					g.Expect(got.Spec.PodCIDRs).To(Equal([]string{got.Spec.PodCIDR}))
+					out[n.Name] = got.Spec.PodCIDR
+				}
+			}
+			return out
+		}
+		distinct := func(m map[string]string) int {
+			set := map[string]bool{}
+			for _, c := range m {
+				set[c] = true
+			}
+			return len(set)
+		}
+		By("four of five nodes get the four CIDRs")
+		Eventually(func(g Gomega) int { return len(cidrs(g)) }, timeout, interval).Should(Equal(4))
+		Consistently(func(g Gomega) int { return len(cidrs(g)) }, time.Second, 200*time.Millisecond).Should(Equal(4))
+		assigned := cidrs(Default)
+		Expect(distinct(assigned)).To(Equal(4))
+		var waiting string
+		for _, n := range nodes {
+			if _, ok := assigned[n.Name]; !ok {
+				waiting = n.Name
+			}
+		}
+		Eventually(eventReasons("default", waiting), timeout, interval).Should(ContainElement("CIDRNotAvailable"))
+
+		By("a restarted allocator rebuilds the assignments from the Nodes")
+		restarted, err := core.NewCIDRAllocator(clusterCIDR, maskSize)
+		Expect(err).NotTo(HaveOccurred())
+		r := core.NewNodeIPAMReconciler(k8sClient, events.NewFakeRecorder(10), restarted)
+		_, err = r.Reconcile(ctx, reconcile.Request{NamespacedName: types.NamespacedName{Name: nodes[0].Name}})
+		Expect(err).NotTo(HaveOccurred())
+		Expect(restarted.Used()).To(Equal(4))
+		_, err = restarted.Allocate("another")
+		Expect(err).To(MatchError(core.ErrCIDRsExhausted))
+
+		By("deleting a node frees its CIDR for the waiting one")
+		var victim string
+		for n := range assigned {
+			victim = n
+			break
+		}
+		freed := assigned[victim]
+		Expect(k8sClient.Delete(ctx, &corev1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: victim}})).To(Succeed())
+		Eventually(func(g Gomega) string { return cidrs(g)[waiting] }, timeout, interval).Should(Equal(freed))
+		Expect(distinct(cidrs(Default))).To(Equal(4))
+	})
+})

@@ -1,0 +1,142 @@
+package core
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/skiff-dev/skiff/api/conditions"
+	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func nodeAt(created time.Time, ready metav1.ConditionStatus) *corev1alpha1.Node {
+	n := &corev1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1", CreationTimestamp: metav1.Time{Time: created}}}
+	if ready != "" {
+		n.Status.Conditions = []metav1.Condition{{Type: conditions.Ready, Status: ready, Reason: "AgentReady"}}
+	}
+	return n
+}
+
+func leaseAt(renewed time.Time) *coordinationv1.Lease {
+	return &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{RenewTime: &metav1.MicroTime{Time: renewed}}}
+}
+
+func TestAssessNode(t *testing.T) {
+	grace := 40 * time.Second
+	tests := []struct {
+		name       string
+		node       *corev1alpha1.Node
+		lease      *coordinationv1.Lease
+		now        time.Time
+		wantHealth nodeHealth
+		wantUntil  time.Duration
+	}{
+		{"lease renewed 10s ago", nodeAt(t0, metav1.ConditionTrue), leaseAt(t0.Add(time.Minute)), t0.Add(70 * time.Second), nodeHealthy, 30 * time.Second},
+		{"lease expired", nodeAt(t0, metav1.ConditionTrue), leaseAt(t0.Add(time.Minute)), t0.Add(100 * time.Second), nodeUnreachable, 0},
+		{"exactly at the grace period", nodeAt(t0, metav1.ConditionTrue), leaseAt(t0), t0.Add(grace), nodeUnreachable, 0},
+		{"no lease yet: counted from creation", nodeAt(t0, ""), nil, t0.Add(10 * time.Second), nodeHealthy, 30 * time.Second},
+		{"no lease ever", nodeAt(t0, ""), nil, t0.Add(time.Minute), nodeUnreachable, 0},
+		{"agent reports not ready", nodeAt(t0, metav1.ConditionFalse), leaseAt(t0), t0.Add(time.Second), nodeNotReady, 39 * time.Second},
+		{"our own Unknown with a fresh lease is not a taint reason", nodeAt(t0, metav1.ConditionUnknown), leaseAt(t0), t0.Add(time.Second), nodeHealthy, 39 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, until := assessNode(tt.node, tt.lease, tt.now, grace)
+			if h != tt.wantHealth || until != tt.wantUntil {
+				t.Errorf("got (%v, %v), want (%v, %v)", h, until, tt.wantHealth, tt.wantUntil)
+			}
+		})
+	}
+}
+
+func TestUnknownStatus(t *testing.T) {
+	got := unknownStatus(nodeAt(t0, metav1.ConditionTrue).Status, true)
+	if got == nil {
+		t.Fatal("want a status with Ready=Unknown")
+	}
+	c := got.Conditions[0]
+	if c.Status != metav1.ConditionUnknown || c.Reason != corev1alpha1.ReasonNodeStatusUnknown || got.DisplayStatus != "Unknown,SchedulingDisabled" {
+		t.Errorf("got %+v, display %q", c, got.DisplayStatus)
+	}
+	if again := unknownStatus(*got, true); again != nil {
+		t.Errorf("already Unknown: want no change, got %+v", again)
+	}
+}
+
+func TestDesiredTaints(t *testing.T) {
+	now := metav1.Time{Time: t0}
+	earlier := &metav1.Time{Time: t0.Add(-time.Hour)}
+	unreachNoSched := corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule}
+	unreachNoExec := corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: &now}
+	notReadyNoSched := corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}
+	notReadyNoExec := corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoExecute, TimeAdded: &now}
+	user := corev1.Taint{Key: "dedicated", Value: "gpu", Effect: corev1.TaintEffectNoSchedule}
+	tests := []struct {
+		name        string
+		current     []corev1.Taint
+		health      nodeHealth
+		want        []corev1.Taint
+		wantChanged bool
+	}{
+		{"healthy untainted node", nil, nodeHealthy, nil, false},
+		{"unreachable gets both taints", []corev1.Taint{user}, nodeUnreachable, []corev1.Taint{user, unreachNoSched, unreachNoExec}, true},
+		{"unreachable keeps the time a taint was added",
+			[]corev1.Taint{unreachNoSched, {Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: earlier}}, nodeUnreachable,
+			[]corev1.Taint{unreachNoSched, {Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: earlier}}, false},
+		{"recovered node is untainted, other taints stay", []corev1.Taint{unreachNoSched, user, unreachNoExec}, nodeHealthy, []corev1.Taint{user}, true},
+		{"not ready replaces unreachable", []corev1.Taint{unreachNoSched, unreachNoExec}, nodeNotReady, []corev1.Taint{notReadyNoSched, notReadyNoExec}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, changed := desiredTaints(tt.current, tt.health, t0)
+			if diff := cmp.Diff(tt.want, got); diff != "" || changed != tt.wantChanged {
+				t.Errorf("changed %v (want %v); taints (-want +got):\n%s", changed, tt.wantChanged, diff)
+			}
+		})
+	}
+}
+
+func TestEvictionTime(t *testing.T) {
+	added := &metav1.Time{Time: t0}
+	unreach := corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: added}
+	custom := corev1.Taint{Key: "maintenance", Effect: corev1.TaintEffectNoExecute, TimeAdded: added}
+	noSched := corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoSchedule}
+	secs := func(s int64) *int64 { return &s }
+	pod := func(tols ...corev1.Toleration) *corev1alpha1.Pod {
+		return &corev1alpha1.Pod{Spec: corev1.PodSpec{Tolerations: tols}}
+	}
+	tests := []struct {
+		name   string
+		pod    *corev1alpha1.Pod
+		taints []corev1.Taint
+		wantAt time.Time
+		wantOK bool
+	}{
+		{"no NoExecute taint", pod(), []corev1.Taint{noSched}, time.Time{}, false},
+		{"no toleration: the default 300s", pod(), []corev1.Taint{unreach}, t0.Add(300 * time.Second), true},
+		{"own toleration of 5s", pod(corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: secs(5)}),
+			[]corev1.Taint{unreach}, t0.Add(5 * time.Second), true},
+		{"tolerated for ever", pod(corev1.Toleration{Operator: corev1.TolerationOpExists}), []corev1.Taint{unreach, custom}, time.Time{}, false},
+		{"untolerated custom taint: at once", pod(), []corev1.Taint{custom}, t0, true},
+		{"the shortest toleration wins", pod(
+			corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, TolerationSeconds: secs(100)},
+			corev1.Toleration{Key: "maintenance", Operator: corev1.TolerationOpExists, TolerationSeconds: secs(30)}),
+			[]corev1.Taint{unreach, custom}, t0.Add(30 * time.Second), true},
+		{"negative seconds mean at once", pod(corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, TolerationSeconds: secs(-1)}),
+			[]corev1.Taint{unreach}, t0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at, ok := evictionTime(tt.pod, tt.taints, t0.Add(time.Hour))
+			if ok != tt.wantOK || !at.Equal(tt.wantAt) {
+				t.Errorf("got (%v, %v), want (%v, %v)", at, ok, tt.wantAt, tt.wantOK)
+			}
+		})
+	}
+}
