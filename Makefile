@@ -64,9 +64,10 @@ verify: ## Fail when generated files are stale or code is not gofmt'ed.
 ##@ Build
 
 .PHONY: build
-build: ## Build skiff-controller-manager, skiff-agent and skiff (also kubectl-skiff) into bin/.
+build: ## Build skiff-controller-manager, skiff-agent (with its skiff-pause sandbox binary) and skiff (also kubectl-skiff) into bin/.
 	$(GO) build -o $(BIN)/skiff-controller-manager ./cmd/manager
 	$(GO) build -o $(BIN)/skiff-agent ./cmd/agent
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff-pause ./cmd/agent/pause
 	$(GO) build -o $(BIN)/skiff ./cmd/skiff
 	ln -sf skiff $(BIN)/kubectl-skiff
 
@@ -89,8 +90,8 @@ test: envtest vet verify ## Install what is missing, then run every test.
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
-bench: envtest ## Run the benchmarks and print their figures.
-	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" $(GO) test -run '^$$' -bench . -benchmem ./...
+bench: envtest ## Run the benchmarks and print their figures (first run builds kube-scheduler and kwok).
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh --bench)" $(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(BIN)

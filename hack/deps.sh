@@ -7,12 +7,23 @@ set -euo pipefail
 # package:command pairs; a package is installed when its command is missing.
 PACKAGES=(
 	etcd-server:etcd
+	# skiff-agent and its end-to-end tests: a managed containerd with runc
+	# and the CNI plugins, ip for network cleanup, nft for the service
+	# proxy, busybox-static for the root file system of test images and
+	# docker-registry to serve them on 127.0.0.1.
+	containerd:containerd
+	runc:runc
+	containernetworking-plugins:/usr/lib/cni/bridge
+	iproute2:ip
+	nftables:nft
+	busybox-static:busybox
+	docker-registry:docker-registry
 )
 
 missing=()
 for pc in "${PACKAGES[@]}"; do
 	pkg=${pc%%:*} cmd=${pc#*:}
-	command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("$pkg")
+	command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "$cmd" ] || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -26,7 +37,12 @@ apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
 	{ apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
 # Packaged daemons may start system services; skiff starts its own instances.
 for pkg in "${missing[@]}"; do
-	case $pkg in etcd-server)
+	case $pkg in
+	etcd-server)
 		if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi ;;
+	containerd | docker-registry)
+		# skiff-agent runs its own containerd (own socket and root); the
+		# tests start their own registry on a free loopback port.
+		if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$pkg" >/dev/null 2>&1 || true; fi ;;
 	esac
 done

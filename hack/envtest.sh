@@ -4,6 +4,7 @@
 # one pinned Kubernetes version, cached outside the clone.
 #
 #   hack/envtest.sh          # ensure the binaries, print the directory holding them
+#   hack/envtest.sh --bench  # also kube-scheduler and kwok, which `make bench` compares against
 #
 # Order of preference for each binary:
 #   1. already in the cache directory (a second run is instant);
@@ -22,6 +23,7 @@ CACHE_ROOT="${SKIFF_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/skiff}"
 DIR="$CACHE_ROOT/envtest/$K8S_VERSION"
 SRC="$CACHE_ROOT/envtest/src-$K8S_VERSION"
 GO="${GO:-go}"
+KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
 
 log() { printf '[envtest %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -134,6 +136,19 @@ ensure_etcd() {
 	ln -sf "$(command -v etcd)" "$DIR/etcd"
 }
 
+# ensure_bench_tools builds what the benchmarks run as upstream's reference:
+# kube-scheduler from the same source as kube-apiserver, and kwok.
+ensure_bench_tools() {
+	if ! have kube-scheduler; then
+		run "fetching k8s.io/kubernetes v$K8S_VERSION sources" prepare_source
+		build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
+	fi
+	if ! have kwok; then
+		run "building kwok $KWOK_VERSION (first time only)" bash -c \
+			"GOBIN='$DIR/.kwok' CGO_ENABLED=0 '$GO' install sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION && mv '$DIR/.kwok/kwok' '$DIR/kwok'"
+	fi
+}
+
 main() {
 	mkdir -p "$DIR"
 	if ! all_present; then
@@ -145,6 +160,9 @@ main() {
 			build kubectl k8s.io/kubernetes/cmd/kubectl
 		fi
 		ensure_etcd
+	fi
+	if [ "${1:-}" = "--bench" ]; then
+		ensure_bench_tools
 	fi
 	echo "$DIR"
 }

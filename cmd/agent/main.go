@@ -1,15 +1,179 @@
 // Command skiff-agent is skiff's kubelet: it registers its Node, renews the
-// node Lease and runs the node's pods as containers through CRI.
+// node Lease and runs the node's pods as containers through CRI. With
+// --runtime=fake it runs many simulated nodes in one process above an
+// in-memory runtime, with the same agent code.
+//
+// This file holds flags and wiring only; the agent lives in agent/.
 package main
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/skiff-dev/skiff/agent"
+	"github.com/skiff-dev/skiff/agent/containerd"
+	"github.com/skiff-dev/skiff/agent/cri"
+	"github.com/skiff-dev/skiff/agent/cri/fake"
+	"github.com/skiff-dev/skiff/agent/node"
+	"github.com/skiff-dev/skiff/agent/pods"
 )
 
 func main() {
-	// The agent is being built under issue 10 ("skiff-agent: real pods on
-	// containerd through CRI"); until it lands, say so instead of pretending.
-	fmt.Fprintln(os.Stderr, "skiff-agent: not available in this build yet (tracked as issue 10)")
-	os.Exit(1)
+	err := run()
+	klog.Flush()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "skiff-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	// Our own flag set: controller-runtime registers --kubeconfig on the
+	// default one.
+	fs := flag.NewFlagSet("skiff-agent", flag.ExitOnError)
+	var (
+		kubeconfig     = fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig of the API server")
+		nodeName       = fs.String("node-name", "", "name of the Node (default: the host name)")
+		criEndpoint    = fs.String("cri-endpoint", "unix:///run/containerd/containerd.sock", "CRI endpoint of an external runtime")
+		rootDir        = fs.String("root-dir", "/var/lib/skiff-agent", "directory for pod volumes, logs and a managed containerd's state")
+		containerdMode = fs.String("containerd", "external", "managed: start and own a containerd under --root-dir; external: use --cri-endpoint")
+		runtimeKind    = fs.String("runtime", "cri", "cri: run real containers; fake: simulate nodes with an in-memory runtime")
+		nodes          = fs.Int("nodes", 1, "number of simulated nodes (--runtime=fake)")
+		prefix         = fs.String("node-name-prefix", "sim-", "name prefix of simulated nodes; they are named <prefix><index>")
+		simDelay       = fs.Duration("sim-start-delay", time.Second, "how long a simulated container takes to start")
+		simRun         = fs.Duration("sim-run-duration", 5*time.Second, "how long a simulated container that should exit runs (annotation "+fake.AnnotationExitCode+")")
+		simCPU         = fs.String("sim-cpu", "32", "CPU capacity of a simulated node")
+		simMemory      = fs.String("sim-memory", "256Gi", "memory capacity of a simulated node")
+		simStorage     = fs.String("sim-ephemeral-storage", "1Ti", "ephemeral-storage capacity of a simulated node")
+		qps            = fs.Float64("kube-api-qps", 0, "client QPS to the API server (default 50, or 20 per 10 simulated nodes up to 1000)")
+		burst          = fs.Int("kube-api-burst", 0, "client burst to the API server (default 2x QPS)")
+		workers        = fs.Int("workers", 0, "pod workers shared by all nodes (default 32, 64 for simulated nodes)")
+		finalizer      = fs.String("pod-finalizer", "auto", "put the agent finalizer on bound pods: true, false, or auto (true for real containers, false for simulated ones)")
+		events         = fs.Bool("events", true, "record events on pods")
+		nodeIP         = fs.String("node-ip", "", "InternalIP of the node (default: the first global IPv4 address)")
+		podCIDR        = fs.String("pod-cidr", "10.88.0.0/16", "pod CIDR of a managed containerd when the Node has no spec.podCIDR")
+		pauseBinary    = fs.String("pause-binary", "", "static pause binary for the sandbox image of a managed containerd (default: skiff-pause next to this binary)")
+		clusterDNS     = fs.String("cluster-dns", "", "comma-separated DNS server addresses for ClusterFirst pods")
+		clusterDomain  = fs.String("cluster-domain", "cluster.local", "cluster DNS domain")
+		insecure       = fs.String("insecure-registry", "", "comma-separated host:port registries a managed containerd reaches over plain HTTP (127.0.0.1:5000 and localhost:5000 always are)")
+	)
+	klog.InitFlags(fs)
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return err
+	}
+	ctrl.SetLogger(klog.NewKlogr())
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+
+	cfg, err := clientcmd.BuildConfigFromFlags("", *kubeconfig)
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig: %w", err)
+	}
+	opts := agent.Options{Config: cfg, RootDir: *rootDir, Events: *events, Workers: *workers, ClusterDomain: *clusterDomain}
+	opts.ClusterDNS = splitList(*clusterDNS)
+	switch *runtimeKind {
+	case "fake":
+		res := node.Resources{}
+		for _, q := range []struct {
+			dst *resource.Quantity
+			val string
+		}{{&res.CPU, *simCPU}, {&res.Memory, *simMemory}, {&res.EphemeralStorage, *simStorage}} {
+			if *q.dst, err = resource.ParseQuantity(q.val); err != nil {
+				return fmt.Errorf("parsing %q: %w", q.val, err)
+			}
+		}
+		opts.Simulated = true
+		opts.Runtime = fake.New(fake.Options{StartDelay: *simDelay, RunDuration: *simRun})
+		opts.Nodes = agent.SimulatedNodes(*prefix, *nodes, res)
+		if *qps == 0 {
+			*qps = min(1000, max(50, float64(*nodes)*2))
+		}
+		if *workers == 0 {
+			opts.Workers = 64
+		}
+		opts.UseFinalizer = *finalizer == "true"
+	case "cri":
+		if *nodeName == "" {
+			if *nodeName, err = os.Hostname(); err != nil {
+				return err
+			}
+		}
+		if err := os.MkdirAll(*rootDir, 0o755); err != nil {
+			return err
+		}
+		endpoint := *criEndpoint
+		if *containerdMode == "managed" {
+			pause := *pauseBinary
+			if pause == "" {
+				exe, _ := os.Executable()
+				pause = filepath.Join(filepath.Dir(exe), "skiff-pause")
+			}
+			cidr, err := containerd.NodePodCIDR(ctx, cfg, *nodeName, *podCIDR)
+			if err != nil {
+				return err
+			}
+			cd, err := containerd.Start(ctx, containerd.Options{RootDir: filepath.Join(*rootDir, "containerd"), PodCIDR: cidr, PauseBinary: pause, NodeName: *nodeName, InsecureRegistries: splitList(*insecure)})
+			if err != nil {
+				return err
+			}
+			defer cd.Stop()
+			go cd.Supervise(ctx)
+			endpoint = cd.Endpoint()
+		} else if *containerdMode != "external" {
+			return fmt.Errorf("--containerd must be managed or external, not %q", *containerdMode)
+		}
+		rt, err := cri.Connect(ctx, endpoint, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		m, err := node.HostMachine(*rootDir, *nodeIP)
+		if err != nil {
+			return err
+		}
+		opts.Runtime = rt
+		opts.Nodes = []agent.NodeSpec{{Name: *nodeName, Machine: m}}
+		opts.NewVolumes = func(r client.Reader) pods.Volumes { return pods.NewHostVolumes(*rootDir, r) }
+		opts.Prober = pods.RuntimeProber{Runtime: rt}
+		opts.HostDNS = pods.ResolvConfDNS("/etc/resolv.conf")
+		opts.TerminationLog = pods.TerminationLogFiles(*rootDir)
+		opts.TerminationMessage = pods.TerminationMessages(*rootDir)
+		opts.UseFinalizer = *finalizer != "false"
+		// Real containers exit on their own: look at every pod each second,
+		// as the upstream kubelet's relisting does.
+		opts.SteadyResync = time.Second
+	default:
+		return fmt.Errorf("--runtime must be cri or fake, not %q", *runtimeKind)
+	}
+	if *qps == 0 {
+		*qps = 50
+	}
+	if *burst == 0 {
+		*burst = int(2 * *qps)
+	}
+	cfg.QPS, cfg.Burst = float32(*qps), *burst
+	return agent.Run(ctx, opts)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }

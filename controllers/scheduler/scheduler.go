@@ -38,6 +38,7 @@ const maxConcurrentWrites = 64
 // that runs only on the elected leader.
 type Scheduler struct {
 	client    client.Client
+	status    client.SubResourceWriter
 	apiReader client.Reader
 	informers cache.Informers
 	recorder  events.EventRecorder
@@ -59,6 +60,7 @@ var (
 func New(c client.Client, apiReader client.Reader, informers cache.Informers, recorder events.EventRecorder, clk clock.WithTicker) *Scheduler {
 	return &Scheduler{
 		client:    c,
+		status:    c.Status(),
 		apiReader: apiReader,
 		informers: informers,
 		recorder:  recorder,
@@ -67,6 +69,17 @@ func New(c client.Client, apiReader client.Reader, informers cache.Informers, re
 		queue:     NewQueue(clk),
 		writes:    make(chan struct{}, maxConcurrentWrites),
 	}
+}
+
+// WithStatusClient makes the scheduler write pod status (the PodScheduled
+// condition) through c instead of the client it binds with. A CRD has no
+// binding subresource, so a bind is two writes, spec.nodeName and then the
+// condition; a client of their own for the conditions keeps the binding
+// rate at the client's limit, as upstream's single binding write does,
+// while upstream's events go through a client of their own as well.
+func (s *Scheduler) WithStatusClient(c client.Client) *Scheduler {
+	s.status = c.Status()
+	return s
 }
 
 // SetupWithManager adds the scheduler to the manager.
@@ -428,7 +441,7 @@ func (s *Scheduler) patchStatus(ctx context.Context, pod *corev1alpha1.Pod, muta
 		if equality.Semantic.DeepEqual(orig.Status, pod.Status) {
 			return nil
 		}
-		return s.client.Status().Patch(ctx, pod, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
+		return s.status.Patch(ctx, pod, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
 	})
 }
 

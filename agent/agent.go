@@ -1,0 +1,206 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/skiff-dev/skiff/agent/cri"
+	"github.com/skiff-dev/skiff/agent/node"
+	"github.com/skiff-dev/skiff/agent/pods"
+	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/internal/scheme"
+)
+
+// LabelSimulated marks the Nodes of simulated nodes.
+const LabelSimulated = "skiff.dev/simulated"
+
+// NodeSpec is one node the process runs.
+type NodeSpec struct {
+	// Name is the Node's name.
+	Name string
+	// Machine is what the node reports about itself.
+	Machine node.Machine
+}
+
+// Options configure an agent process.
+type Options struct {
+	// Config reaches the API server.
+	Config *rest.Config
+	// Nodes are the nodes this process runs: one for a real node, many
+	// for simulated ones.
+	Nodes []NodeSpec
+	// Simulated marks the Nodes as simulated and watches every bound pod
+	// (one informer shared by all nodes) instead of one node's pods.
+	Simulated bool
+	// Runtime runs the containers of every node.
+	Runtime cri.Runtime
+	// NewVolumes builds the pod volumes from a reader of ConfigMaps and
+	// Secrets; nil for simulated nodes, which mount nothing.
+	NewVolumes func(client.Reader) pods.Volumes
+	// Prober is nil for simulated nodes: their probes always succeed.
+	Prober pods.Prober
+	// RootDir holds pod logs and volumes.
+	RootDir string
+	// HostDNS is the DNS configuration of pods with dnsPolicy Default.
+	HostDNS func() *runtimeapi.DNSConfig
+	// ClusterDNS and ClusterDomain configure ClusterFirst pods.
+	ClusterDNS    []string
+	ClusterDomain string
+	// TerminationLog returns a host file for a container's termination message.
+	TerminationLog func(pod *corev1alpha1.Pod, container string, attempt uint32) (string, error)
+	// TerminationMessage reads what a container wrote to that file.
+	TerminationMessage func(uid types.UID, container string, attempt uint32) string
+	// UseFinalizer puts the agent's finalizer on bound pods.
+	UseFinalizer bool
+	// Events records events on pods.
+	Events bool
+	// Workers is the number of pod workers shared by every node.
+	Workers int
+	// Resync and SteadyResync pace the pod syncs (0: package defaults).
+	Resync, SteadyResync time.Duration
+	// Housekeeping paces the search for remains of deleted pods.
+	Housekeeping time.Duration
+	// LeaseInterval and StatusInterval pace the heartbeat (0: defaults).
+	LeaseInterval, StatusInterval time.Duration
+	// Ready, when set, is closed once every node is registered.
+	Ready chan<- struct{}
+}
+
+// Run registers the nodes and runs their pods until ctx ends.
+func Run(ctx context.Context, opts Options) error {
+	log := ctrl.LoggerFrom(ctx)
+	if len(opts.Nodes) == 0 {
+		return fmt.Errorf("no node to run")
+	}
+	cfg := rest.CopyConfig(opts.Config)
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 50, 100
+	}
+	opts.Config = cfg
+	s := scheme.New()
+	podSelector := fields.OneTermEqualSelector("spec.nodeName", opts.Nodes[0].Name)
+	if opts.Simulated || len(opts.Nodes) > 1 {
+		podSelector = fields.OneTermNotEqualSelector("spec.nodeName", "")
+	}
+	mgr, err := ctrl.NewManager(opts.Config, manager.Options{
+		Scheme:                 s,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Cache: cache.Options{
+			ByObject: map[client.Object]cache.ByObject{&corev1alpha1.Pod{}: {Field: podSelector}},
+		},
+		Client: client.Options{Cache: &client.CacheOptions{Unstructured: false}},
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	direct, err := client.New(opts.Config, client.Options{Scheme: s})
+	if err != nil {
+		return err
+	}
+	if err := node.EnsureLeaseNamespace(ctx, direct); err != nil {
+		return err
+	}
+	v, err := opts.Runtime.Version(ctx, "v1")
+	if err != nil {
+		return fmt.Errorf("asking the container runtime for its version: %w", err)
+	}
+	var recorder = mgr.GetEventRecorderFor("skiff-agent")
+	if !opts.Events {
+		recorder = nil
+	}
+	workers := opts.Workers
+	if workers == 0 {
+		workers = 32
+	}
+	var volumes pods.Volumes
+	if opts.NewVolumes != nil {
+		volumes = opts.NewVolumes(direct)
+	}
+	disp := pods.NewDispatcher(mgr.GetCache(), workers, opts.Housekeeping)
+	keepers := make([]*node.Node, len(opts.Nodes))
+	for i, spec := range opts.Nodes {
+		labels := map[string]string{}
+		if opts.Simulated {
+			labels[LabelSimulated] = "true"
+		}
+		keepers[i] = node.New(node.Options{
+			Name: spec.Name, Labels: labels, Machine: spec.Machine, Runtime: opts.Runtime, Client: direct,
+			LeaseInterval: opts.LeaseInterval, StatusInterval: opts.StatusInterval,
+		})
+		k := keepers[i]
+		pn := pods.NewNode(pods.Options{
+			NodeName: spec.Name, Runtime: opts.Runtime, RuntimeName: v.RuntimeName,
+			Client: direct, Reader: direct, Recorder: recorder, Volumes: volumes, Prober: opts.Prober,
+			HostIP: k.HostIP, Allocatable: func() corev1.ResourceList { return spec.Machine.Capacity },
+			HostDNS: opts.HostDNS, ClusterDNS: opts.ClusterDNS, ClusterDomain: opts.ClusterDomain,
+			RootDir: opts.RootDir, TerminationLog: opts.TerminationLog, TerminationMessage: opts.TerminationMessage, UseFinalizer: opts.UseFinalizer,
+			Resync: opts.Resync, SteadyResync: opts.SteadyResync,
+		})
+		disp.AddNode(pn)
+	}
+	if err := registerAll(ctx, keepers); err != nil {
+		return err
+	}
+	log.Info("Registered nodes", "count", len(keepers), "first", klog.KRef("", keepers[0].Name()))
+	if opts.Ready != nil {
+		close(opts.Ready)
+	}
+	for _, k := range keepers {
+		go k.Run(ctx)
+	}
+	if err := mgr.Add(disp); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+// registerAll registers the nodes with a bounded number in flight.
+func registerAll(ctx context.Context, keepers []*node.Node) error {
+	sem := make(chan struct{}, 16)
+	var mu sync.Mutex
+	var first error
+	var wg sync.WaitGroup
+	for _, k := range keepers {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := k.Register(ctx); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// SimulatedNodes describes n simulated nodes named <prefix><index>, each with
+// the same resources, for Options.Nodes with Simulated and a fake runtime.
+func SimulatedNodes(prefix string, n int, res node.Resources) []NodeSpec {
+	out := make([]NodeSpec, 0, n)
+	for i := range n {
+		name := fmt.Sprintf("%s%d", prefix, i)
+		out = append(out, NodeSpec{Name: name, Machine: node.SimulatedMachine(name, i, res)})
+	}
+	return out
+}

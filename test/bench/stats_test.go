@@ -1,0 +1,57 @@
+package bench
+
+import (
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+)
+
+// result summarises one scenario run.
+type result struct {
+	pods       int
+	throughput float64 // pods per second, first create to last bind
+	p50, p99   time.Duration
+	total      time.Duration
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("%d pods in %v: %.1f pods/s, create-to-bound p50 %v, p99 %v",
+		r.pods, r.total.Round(time.Millisecond), r.throughput, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond))
+}
+
+// summarize computes the figures from when each pod was created and bound;
+// pods never bound count as missing and fail the benchmark.
+func summarize(b *testing.B, created, bound map[string]time.Time) result {
+	b.Helper()
+	var lat []time.Duration
+	var first, last time.Time
+	for name, c := range created {
+		t, ok := bound[name]
+		if !ok {
+			b.Fatalf("pod %s was never bound (%d of %d bound)", name, len(bound), len(created))
+		}
+		lat = append(lat, t.Sub(c))
+		if first.IsZero() || c.Before(first) {
+			first = c
+		}
+		if t.After(last) {
+			last = t
+		}
+	}
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	total := last.Sub(first)
+	return result{
+		pods: len(lat), total: total,
+		throughput: float64(len(lat)) / total.Seconds(),
+		p50:        lat[len(lat)*50/100], p99: lat[min(len(lat)-1, len(lat)*99/100)],
+	}
+}
+
+func report(b *testing.B, prefix string, r result) {
+	b.Helper()
+	b.ReportMetric(r.throughput, prefix+"-pods/s")
+	b.ReportMetric(float64(r.p50.Milliseconds()), prefix+"-p50-ms")
+	b.ReportMetric(float64(r.p99.Milliseconds()), prefix+"-p99-ms")
+	fmt.Printf("%-40s %s\n", b.Name()+" "+prefix+":", r)
+}
