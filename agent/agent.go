@@ -17,11 +17,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/knftables"
 
 	"github.com/skiff-dev/skiff/agent/cri"
 	"github.com/skiff-dev/skiff/agent/node"
 	"github.com/skiff-dev/skiff/agent/pods"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/controllers/proxy"
 	"github.com/skiff-dev/skiff/internal/scheme"
 )
 
@@ -76,6 +78,9 @@ type Options struct {
 	Housekeeping time.Duration
 	// LeaseInterval and StatusInterval pace the heartbeat (0: defaults).
 	LeaseInterval, StatusInterval time.Duration
+	// ServiceProxy, when set, programs the cluster's Services into this
+	// node's nftables (real nodes only).
+	ServiceProxy *proxy.Config
 	// Ready, when set, is closed once every node is registered.
 	Ready chan<- struct{}
 }
@@ -166,7 +171,25 @@ func Run(ctx context.Context, opts Options) error {
 	if err := mgr.Add(disp); err != nil {
 		return err
 	}
+	if opts.ServiceProxy != nil {
+		if err := startProxy(mgr, *opts.ServiceProxy); err != nil {
+			return err
+		}
+	}
 	return mgr.Start(ctx)
+}
+
+// startProxy adds the service proxy to the agent's manager: it follows
+// Services and EndpointSlices and removes its nftables table when the agent
+// stops.
+func startProxy(mgr ctrl.Manager, cfg proxy.Config) error {
+	nft, err := knftables.New(knftables.IPv4Family, proxy.TableName)
+	if err != nil {
+		return fmt.Errorf("the service proxy needs nftables (Debian package nftables): %w", err)
+	}
+	p := proxy.New(nft, mgr.GetCache(), cfg)
+	p.Conntrack = proxy.CommandConntrack{}
+	return p.SetupWithManager(mgr)
 }
 
 // registerAll registers the nodes with a bounded number in flight.

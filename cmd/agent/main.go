@@ -10,6 +10,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,6 +30,7 @@ import (
 	"github.com/skiff-dev/skiff/agent/cri/fake"
 	"github.com/skiff-dev/skiff/agent/node"
 	"github.com/skiff-dev/skiff/agent/pods"
+	"github.com/skiff-dev/skiff/controllers/proxy"
 )
 
 func main() {
@@ -68,6 +70,8 @@ func run() error {
 		pauseBinary    = fs.String("pause-binary", "", "static pause binary for the sandbox image of a managed containerd (default: skiff-pause next to this binary)")
 		clusterDNS     = fs.String("cluster-dns", "", "comma-separated DNS server addresses for ClusterFirst pods")
 		clusterDomain  = fs.String("cluster-domain", "cluster.local", "cluster DNS domain")
+		serviceCIDR    = fs.String("service-cluster-ip-range", "10.112.0.0/16", "range of Service ClusterIPs, as skiff-controller-manager's flag; the proxy rejects addresses in it that match no Service")
+		proxyMode      = fs.String("proxy-mode", "nftables", "service proxy on real nodes: nftables, or none")
 		insecure       = fs.String("insecure-registry", "", "comma-separated host:port registries a managed containerd reaches over plain HTTP (127.0.0.1:5000 and localhost:5000 always are)")
 	)
 	klog.InitFlags(fs)
@@ -152,6 +156,16 @@ func run() error {
 		opts.TerminationLog = pods.TerminationLogFiles(*rootDir)
 		opts.TerminationMessage = pods.TerminationMessages(*rootDir)
 		opts.UseFinalizer = *finalizer != "false"
+		if *proxyMode == "nftables" {
+			sc, err := netip.ParsePrefix(*serviceCIDR)
+			if err != nil {
+				return fmt.Errorf("--service-cluster-ip-range: %w", err)
+			}
+			pc, _ := netip.ParsePrefix(*podCIDR)
+			opts.ServiceProxy = &proxy.Config{ServiceCIDR: sc.Masked(), PodCIDR: pc, NodeName: *nodeName}
+		} else if *proxyMode != "none" {
+			return fmt.Errorf("--proxy-mode must be nftables or none, not %q", *proxyMode)
+		}
 		// Real containers exit on their own: look at every pod each second,
 		// as the upstream kubelet's relisting does.
 		opts.SteadyResync = time.Second

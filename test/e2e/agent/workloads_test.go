@@ -11,6 +11,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -121,6 +122,42 @@ var _ = Describe("workloads on real containers", Ordered, func() {
 		mu.Lock()
 		defer mu.Unlock()
 		Expect(minServing).To(Equal(3), "fewer than three pods served during the rollout")
+	})
+
+	It("reaches the Deployment's pods through a Service ClusterIP from another pod", func() {
+		svc := &corev1alpha1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}}
+		svc.Spec.Selector = map[string]string{"app": "web"}
+		svc.Spec.Ports = []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}
+		Expect(k8sClient.Create(ctx, svc)).To(Succeed())
+		var clusterIP string
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(svc), svc)).To(Succeed())
+			g.Expect(meta.IsStatusConditionTrue(svc.Status.Conditions, conditions.Ready)).To(BeTrue())
+			clusterIP = svc.Spec.ClusterIP
+		}, time.Minute, 200*time.Millisecond).Should(Succeed())
+
+		caller := createPod(ns, "client", []corev1.Container{{Name: "c", Image: busyboxImage, Command: []string{"sleep", "3600"}}})
+		Eventually(func(g Gomega) bool { return isReady(g, caller) }, time.Minute, 200*time.Millisecond).Should(BeTrue())
+		var id string
+		Eventually(func(g Gomega) { id = containerID(g, caller, 0) }, time.Minute, 200*time.Millisecond).Should(Succeed())
+
+		// busybox-static's wget crashes; nc speaks HTTP/1.0 well enough.
+		get := func(addr string) []string {
+			return []string{"sh", "-c", `printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 ` + addr + ` 80`}
+		}
+		Eventually(func() string {
+			out, stderr, err := runtime.ExecSync(ctx, id, get(clusterIP), 10*time.Second)
+			if err != nil {
+				return err.Error() + string(stderr)
+			}
+			return string(out)
+		}, time.Minute, time.Second).Should(ContainSubstring("hello from web-"))
+
+		start := time.Now()
+		_, stderr, err := runtime.ExecSync(ctx, id, get("10.112.255.254"), 10*time.Second)
+		Expect(err).To(HaveOccurred(), "an address of the service range with no Service must not answer")
+		Expect(string(stderr)).To(ContainSubstring("refused"))
+		Expect(time.Since(start)).To(BeNumerically("<", 3*time.Second), "the refusal must be immediate, not a time-out")
 	})
 
 	newJob := func(name, script string, mutate func(*batchv1alpha1.Job)) *batchv1alpha1.Job {
