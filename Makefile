@@ -22,7 +22,7 @@ K8S_VERSION ?= 1.36.3
 export K8S_VERSION
 
 CRD_DIR := config/crd/bases
-GO_TEST_FLAGS ?=
+GO_TEST_FLAGS ?= -count=1
 
 ##@ General
 

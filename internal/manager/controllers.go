@@ -2,6 +2,7 @@ package manager
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 
@@ -39,6 +40,9 @@ func setupAll(mgr ctrl.Manager, opts Options) error {
 	}
 	sort.Strings(areas)
 	for _, area := range areas {
+		if len(opts.Areas) > 0 && !slices.Contains(opts.Areas, area) {
+			continue
+		}
 		if err := setups[area](mgr, opts); err != nil {
 			return fmt.Errorf("setting up %s controllers: %w", area, err)
 		}

@@ -34,6 +34,9 @@ type Options struct {
 	MetricsAddr string
 	// ProbeAddr serves /healthz and /readyz; "0" disables them.
 	ProbeAddr string
+	// Areas limits the controllers to these registered areas ("apps",
+	// "batch", "nodes", "scheduler", "services"); empty means all of them.
+	Areas []string
 	// Webhooks serves skiff's admission webhooks (CronJob schedules and
 	// time zones) on WebhookHost:WebhookPort with the certificate in
 	// WebhookCertDir (tls.crt, tls.key).
