@@ -123,7 +123,16 @@ func podOn(ns, name, node string, tolerations ...corev1.Toleration) *corev1alpha
 		Spec: corev1.PodSpec{NodeName: node, Tolerations: tolerations,
 			Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 	}
-	Expect(k8sClient.Create(ctx, pod)).To(Succeed())
+	// Right after the admission policy is installed, the API server may
+	// answer 503 while it loads the CRD's schema for the policy: retry.
+	Eventually(func() error {
+		err := k8sClient.Create(ctx, pod)
+		if apierrors.IsServiceUnavailable(err) {
+			return err
+		}
+		Expect(err).NotTo(HaveOccurred())
+		return nil
+	}, 30*time.Second, 200*time.Millisecond).Should(Succeed())
 	return pod
 }
 
