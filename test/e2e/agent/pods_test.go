@@ -3,7 +3,7 @@ package agent_test
 import (
 	"fmt"
 	"io"
-	mathrand "math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -127,7 +127,12 @@ var _ = Describe("skiff-agent on containerd", Ordered, func() {
 	})
 
 	It("runs a hostNetwork pod on the node's address", func() {
-		port := 20000 + mathrand.IntN(20000)
+		// A port the kernel says is free: a random one could collide with the
+		// API servers and etcds of suites running beside this one.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		Expect(err).NotTo(HaveOccurred())
+		port := l.Addr().(*net.TCPAddr).Port
+		Expect(l.Close()).To(Succeed())
 		c := corev1.Container{
 			Name: "web", Image: busyboxImage,
 			Command: []string{"sh", "-c", fmt.Sprintf("mkdir -p /www && echo host > /www/index.html && exec httpd -f -p 127.0.0.1:%d -h /www", port)},
