@@ -23,6 +23,16 @@ import (
 	"github.com/skiff-dev/skiff/internal/manager"
 )
 
+// onSuiteNode keeps a workload's pods on the suite's real node: other specs
+// leave simulated Nodes registered, which no agent serves after them.
+func onSuiteNode(spec *corev1.PodSpec) {
+	spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchFields: []corev1.NodeSelectorRequirement{{Key: "metadata.name", Operator: corev1.NodeSelectorOpIn, Values: []string{nodeName}}},
+		}}},
+	}}
+}
+
 // The whole path of a user's workload: skiff-controller-manager (every
 // controller and the scheduler, in this process) and the agent on a managed
 // containerd, with pods the scheduler places on the suite's node.
@@ -64,6 +74,7 @@ var _ = Describe("workloads on real containers", Ordered, func() {
 		d.Spec.Template.Labels = labels
 		d.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](2)
 		d.Spec.Template.Spec.Containers = []corev1.Container{webContainer()}
+		onSuiteNode(&d.Spec.Template.Spec)
 		Expect(k8sClient.Create(ctx, d)).To(Succeed())
 
 		serving := func() (int, []string) {
@@ -168,6 +179,7 @@ var _ = Describe("workloads on real containers", Ordered, func() {
 		j.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
 		j.Spec.Template.Spec.TerminationGracePeriodSeconds = ptr.To[int64](1)
 		j.Spec.Template.Spec.Containers = []corev1.Container{{Name: "main", Image: busyboxImage, Command: []string{"sh", "-c", script}}}
+		onSuiteNode(&j.Spec.Template.Spec)
 		if mutate != nil {
 			mutate(j)
 		}
