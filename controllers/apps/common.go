@@ -167,3 +167,27 @@ func parseRevision(s string) (int64, error) {
 func sortStableBy[T any](s []T, less func(a, b T) bool) {
 	sort.SliceStable(s, func(i, j int) bool { return less(s[i], s[j]) })
 }
+
+// selectingOwners lists the objects of list in obj's namespace and names
+// those whose non-empty selector matches obj's labels: the owners that may
+// adopt an orphan, as upstream's getPodReplicaSets and its kin.
+func selectingOwners[T any, PT interface {
+	*T
+	client.Object
+}](ctx context.Context, c client.Reader, obj client.Object, list client.ObjectList,
+	items func() []T, selector func(PT) *metav1.LabelSelector) []types.NamespacedName {
+	if err := c.List(ctx, list, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	var out []types.NamespacedName
+	objs := items()
+	for i := range objs {
+		owner := PT(&objs[i])
+		sel, err := metav1.LabelSelectorAsSelector(selector(owner))
+		if err != nil || sel.Empty() || !sel.Matches(labels.Set(obj.GetLabels())) {
+			continue
+		}
+		out = append(out, client.ObjectKeyFromObject(owner))
+	}
+	return out
+}

@@ -101,17 +101,8 @@ func (r *DaemonSetReconciler) allDaemonSets(ctx context.Context, _ client.Object
 
 func (r *DaemonSetReconciler) daemonSetsForOrphan(ctx context.Context, obj client.Object) []types.NamespacedName {
 	var list appsv1alpha1.DaemonSetList
-	if err := r.client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
-		return nil
-	}
-	var out []types.NamespacedName
-	for i := range list.Items {
-		sel, err := metav1.LabelSelectorAsSelector(list.Items[i].Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(obj.GetLabels())) {
-			out = append(out, client.ObjectKeyFromObject(&list.Items[i]))
-		}
-	}
-	return out
+	return selectingOwners(ctx, r.client, obj, &list, func() []appsv1alpha1.DaemonSet { return list.Items },
+		func(o *appsv1alpha1.DaemonSet) *metav1.LabelSelector { return o.Spec.Selector })
 }
 
 // Reconcile syncs one DaemonSet: revisions, pods per node, the rolling

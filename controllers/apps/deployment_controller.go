@@ -72,17 +72,8 @@ func (r *DeploymentReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Ma
 
 func (r *DeploymentReconciler) deploymentsForOrphan(ctx context.Context, obj client.Object) []types.NamespacedName {
 	var list appsv1alpha1.DeploymentList
-	if err := r.client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
-		return nil
-	}
-	var out []types.NamespacedName
-	for i := range list.Items {
-		sel, err := metav1.LabelSelectorAsSelector(list.Items[i].Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(obj.GetLabels())) {
-			out = append(out, client.ObjectKeyFromObject(&list.Items[i]))
-		}
-	}
-	return out
+	return selectingOwners(ctx, r.client, obj, &list, func() []appsv1alpha1.Deployment { return list.Items },
+		func(o *appsv1alpha1.Deployment) *metav1.LabelSelector { return o.Spec.Selector })
 }
 
 // podDeleted enqueues the Deployment of a deleted pod's ReplicaSet, so a

@@ -8,7 +8,6 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -70,18 +69,8 @@ func (r *ReplicaSetReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Ma
 // replicaSetsForOrphan names the ReplicaSets whose selector matches obj.
 func (r *ReplicaSetReconciler) replicaSetsForOrphan(ctx context.Context, obj client.Object) []types.NamespacedName {
 	var list appsv1alpha1.ReplicaSetList
-	if err := r.client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
-		return nil
-	}
-	var out []types.NamespacedName
-	for i := range list.Items {
-		sel, err := metav1.LabelSelectorAsSelector(list.Items[i].Spec.Selector)
-		if err != nil || sel.Empty() || !sel.Matches(labels.Set(obj.GetLabels())) {
-			continue
-		}
-		out = append(out, client.ObjectKeyFromObject(&list.Items[i]))
-	}
-	return out
+	return selectingOwners(ctx, r.client, obj, &list, func() []appsv1alpha1.ReplicaSet { return list.Items },
+		func(o *appsv1alpha1.ReplicaSet) *metav1.LabelSelector { return o.Spec.Selector })
 }
 
 // Reconcile syncs one ReplicaSet: claim its pods, create or delete pods

@@ -74,17 +74,8 @@ func (r *StatefulSetReconciler) SetupWithManager(ctx context.Context, mgr ctrl.M
 
 func (r *StatefulSetReconciler) statefulSetsForOrphan(ctx context.Context, obj client.Object) []types.NamespacedName {
 	var list appsv1alpha1.StatefulSetList
-	if err := r.client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
-		return nil
-	}
-	var out []types.NamespacedName
-	for i := range list.Items {
-		sel, err := metav1.LabelSelectorAsSelector(list.Items[i].Spec.Selector)
-		if err == nil && !sel.Empty() && sel.Matches(labels.Set(obj.GetLabels())) {
-			out = append(out, client.ObjectKeyFromObject(&list.Items[i]))
-		}
-	}
-	return out
+	return selectingOwners(ctx, r.client, obj, &list, func() []appsv1alpha1.StatefulSet { return list.Items },
+		func(o *appsv1alpha1.StatefulSet) *metav1.LabelSelector { return o.Spec.Selector })
 }
 
 // statefulScope is one sync of a StatefulSet.
