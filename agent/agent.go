@@ -78,6 +78,11 @@ type Options struct {
 	Housekeeping time.Duration
 	// LeaseInterval and StatusInterval pace the heartbeat (0: defaults).
 	LeaseInterval, StatusInterval time.Duration
+	// Observe reads the machine's pressure signals, judged against
+	// Thresholds for the MemoryPressure, DiskPressure and PIDPressure
+	// conditions; nil (simulated nodes) reports no pressure.
+	Observe    func() node.Observations
+	Thresholds []node.Threshold
 	// ServiceProxy, when set, programs the cluster's Services into this
 	// node's nftables (real nodes only).
 	ServiceProxy *proxy.Config
@@ -146,6 +151,7 @@ func Run(ctx context.Context, opts Options) error {
 		keepers[i] = node.New(node.Options{
 			Name: spec.Name, Labels: labels, Machine: spec.Machine, Runtime: opts.Runtime, Client: direct,
 			LeaseInterval: opts.LeaseInterval, StatusInterval: opts.StatusInterval,
+			Observe: opts.Observe, Thresholds: opts.Thresholds,
 		})
 		k := keepers[i]
 		pn := pods.NewNode(pods.Options{

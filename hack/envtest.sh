@@ -4,7 +4,7 @@
 # one pinned Kubernetes version, cached outside the clone.
 #
 #   hack/envtest.sh          # ensure the binaries, print the directory holding them
-#   hack/envtest.sh --bench  # also kube-scheduler and kwok, which `make bench` compares against
+#   hack/envtest.sh --bench  # also kube-scheduler, kubelet and kwok, which `make bench` compares against
 #
 # Order of preference for each binary:
 #   1. already in the cache directory (a second run is instant);
@@ -137,11 +137,12 @@ ensure_etcd() {
 }
 
 # ensure_bench_tools builds what the benchmarks run as upstream's reference:
-# kube-scheduler from the same source as kube-apiserver, and kwok.
+# kube-scheduler and the kubelet from the same source as kube-apiserver, and kwok.
 ensure_bench_tools() {
-	if ! have kube-scheduler; then
+	if ! have kube-scheduler || ! have kubelet; then
 		run "fetching k8s.io/kubernetes v$K8S_VERSION sources" prepare_source
 		build kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler
+		build kubelet k8s.io/kubernetes/cmd/kubelet
 	fi
 	if ! have kwok; then
 		run "building kwok $KWOK_VERSION (first time only)" bash -c \

@@ -56,6 +56,11 @@ type Options struct {
 	Port int32
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Observe reads the pressure signals each time the status is
+	// computed; nil (simulated nodes) means no pressure is ever reported.
+	Observe func() Observations
+	// Thresholds turn observations into pressure conditions.
+	Thresholds []Threshold
 }
 
 // Node keeps one skiff Node registered and alive.
@@ -200,10 +205,14 @@ func (n *Node) postStatus(ctx context.Context, force bool) error {
 	n.mu.RUnlock()
 	now := n.opts.Now()
 	name, version, ready, msg := n.runtimeState(ctx)
+	var pressure Pressure
+	if n.opts.Observe != nil {
+		pressure = JudgePressure(n.opts.Observe(), n.opts.Thresholds)
+	}
 	st := ComputeStatus(old.Status, StatusInput{
 		Machine: n.opts.Machine, RuntimeName: name, RuntimeVersion: version,
 		RuntimeReady: ready, RuntimeMessage: msg, Unschedulable: old.Spec.Unschedulable,
-		Port: n.opts.Port, Now: metav1.NewTime(now),
+		Port: n.opts.Port, Now: metav1.NewTime(now), Pressure: pressure,
 	})
 	if !force && equality.Semantic.DeepEqual(st, old.Status) && now.Sub(last) < n.opts.FullStatusInterval {
 		return nil

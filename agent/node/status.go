@@ -1,6 +1,8 @@
 package node
 
 import (
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,6 +27,9 @@ type StatusInput struct {
 	Unschedulable bool
 	// Port is the agent API port, 0 when it serves none.
 	Port int32
+	// Pressure names the pressure conditions that hold and why; nil or
+	// empty means none.
+	Pressure Pressure
 	// Now stamps condition transitions.
 	Now metav1.Time
 }
@@ -58,9 +63,13 @@ func ComputeStatus(prev corev1alpha1.NodeStatus, in StatusInput) corev1alpha1.No
 		c := metav1.Condition{Type: typ, Status: status, Reason: reason, Message: msg, LastTransitionTime: in.Now}
 		meta.SetStatusCondition(&st.Conditions, c)
 	}
-	set(corev1alpha1.NodeMemoryPressure, metav1.ConditionFalse, "AgentHasSufficientMemory", "The agent has sufficient memory available")
-	set(corev1alpha1.NodeDiskPressure, metav1.ConditionFalse, "AgentHasNoDiskPressure", "The agent has no disk pressure")
-	set(corev1alpha1.NodePIDPressure, metav1.ConditionFalse, "AgentHasSufficientPID", "The agent has sufficient PID available")
+	for _, pc := range pressureConditions {
+		if why := in.Pressure[pc.typ]; len(why) > 0 {
+			set(pc.typ, metav1.ConditionTrue, pc.reasonTrue, pc.messageTrue+": "+strings.Join(why, "; "))
+		} else {
+			set(pc.typ, metav1.ConditionFalse, pc.reasonFalse, pc.messageFalse)
+		}
+	}
 	if in.RuntimeReady {
 		set(conditions.Ready, metav1.ConditionTrue, corev1alpha1.ReasonAgentReady, "The agent is posting ready status")
 	} else {
@@ -68,6 +77,19 @@ func ComputeStatus(prev corev1alpha1.NodeStatus, in StatusInput) corev1alpha1.No
 	}
 	st.DisplayStatus = DisplayStatus(st.Conditions, in.Unschedulable)
 	return st
+}
+
+// pressureConditions are the node's pressure conditions with the reasons
+// and messages of each state, as the kubelet's (prefixed Agent, not Kubelet).
+var pressureConditions = []struct {
+	typ, reasonTrue, messageTrue, reasonFalse, messageFalse string
+}{
+	{corev1alpha1.NodeMemoryPressure, "AgentHasInsufficientMemory", "The agent has insufficient memory available",
+		"AgentHasSufficientMemory", "The agent has sufficient memory available"},
+	{corev1alpha1.NodeDiskPressure, "AgentHasDiskPressure", "The agent has disk pressure",
+		"AgentHasNoDiskPressure", "The agent has no disk pressure"},
+	{corev1alpha1.NodePIDPressure, "AgentHasInsufficientPID", "The agent has insufficient PID available",
+		"AgentHasSufficientPID", "The agent has sufficient PID available"},
 }
 
 // DisplayStatus is the STATUS column of `kubectl get nodes`.

@@ -72,6 +72,7 @@ func run() error {
 		clusterDomain  = fs.String("cluster-domain", "cluster.local", "cluster DNS domain")
 		serviceCIDR    = fs.String("service-cluster-ip-range", "10.112.0.0/16", "range of Service ClusterIPs, as skiff-controller-manager's flag; the proxy rejects addresses in it that match no Service")
 		proxyMode      = fs.String("proxy-mode", "nftables", "service proxy on real nodes: nftables, or none")
+		evictionHard   = fs.String("eviction-hard", node.DefaultEvictionHardFlags, "thresholds below which the node reports MemoryPressure, DiskPressure or PIDPressure, in the kubelet's syntax (signal<quantity or signal<percent%, comma-separated; signals memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree, pid.available); the agent does not evict pods")
 		insecure       = fs.String("insecure-registry", "", "comma-separated host:port registries a managed containerd reaches over plain HTTP (127.0.0.1:5000 and localhost:5000 always are)")
 	)
 	klog.InitFlags(fs)
@@ -150,6 +151,14 @@ func run() error {
 		}
 		opts.Runtime = rt
 		opts.Nodes = []agent.NodeSpec{{Name: *nodeName, Machine: m}}
+		if opts.Thresholds, err = node.ParseThresholds(*evictionHard); err != nil {
+			return fmt.Errorf("--eviction-hard: %w", err)
+		}
+		imageFS := filepath.Join(*rootDir, "containerd")
+		if *containerdMode != "managed" {
+			imageFS = "/var/lib/containerd"
+		}
+		opts.Observe = node.HostObserver{NodeFS: *rootDir, ImageFS: imageFS}.Observe
 		opts.NewVolumes = func(r client.Reader) pods.Volumes { return pods.NewHostVolumes(*rootDir, r) }
 		opts.Prober = pods.RuntimeProber{Runtime: rt}
 		opts.HostDNS = pods.ResolvConfDNS("/etc/resolv.conf")

@@ -93,12 +93,26 @@ var lifecycleTaints = []corev1.Taint{
 	{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute},
 	{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule},
 	{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoExecute},
+	{Key: corev1.TaintNodeMemoryPressure, Effect: corev1.TaintEffectNoSchedule},
+	{Key: corev1.TaintNodeDiskPressure, Effect: corev1.TaintEffectNoSchedule},
+	{Key: corev1.TaintNodePIDPressure, Effect: corev1.TaintEffectNoSchedule},
+}
+
+// conditionTaints are the NoSchedule taints that follow the node's
+// pressure conditions while they are True, as upstream's taint-nodes-by-
+// condition: new pods stay off a node that reports pressure, unless they
+// tolerate it (DaemonSet pods do).
+var conditionTaints = map[string]string{
+	corev1alpha1.NodeMemoryPressure: corev1.TaintNodeMemoryPressure,
+	corev1alpha1.NodeDiskPressure:   corev1.TaintNodeDiskPressure,
+	corev1alpha1.NodePIDPressure:    corev1.TaintNodePIDPressure,
 }
 
 // desiredTaints returns the node's taints with the lifecycle taints that
-// match its health, keeping every other taint and the time a kept taint
-// was added. changed is false when nothing needs writing.
-func desiredTaints(current []corev1.Taint, health nodeHealth, now time.Time) (taints []corev1.Taint, changed bool) {
+// match its health and its pressure conditions, keeping every other taint
+// and the time a kept taint was added. changed is false when nothing needs
+// writing.
+func desiredTaints(current []corev1.Taint, health nodeHealth, conds []metav1.Condition, now time.Time) (taints []corev1.Taint, changed bool) {
 	want := map[corev1.Taint]bool{}
 	key := ""
 	switch health {
@@ -110,6 +124,11 @@ func desiredTaints(current []corev1.Taint, health nodeHealth, now time.Time) (ta
 	for _, t := range lifecycleTaints {
 		if t.Key == key {
 			want[corev1.Taint{Key: t.Key, Effect: t.Effect}] = true
+		}
+	}
+	for _, c := range conds {
+		if taint, ok := conditionTaints[c.Type]; ok && c.Status == metav1.ConditionTrue {
+			want[corev1.Taint{Key: taint, Effect: corev1.TaintEffectNoSchedule}] = true
 		}
 	}
 	for _, t := range current {

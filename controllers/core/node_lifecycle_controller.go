@@ -97,8 +97,8 @@ func (r *NodeLifecycleReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 	}
 
-	// 2. The lifecycle taints follow the node's health.
-	if taints, changed := desiredTaints(node.Spec.Taints, health, now); changed {
+	// 2. The lifecycle taints follow the node's health and pressure.
+	if taints, changed := desiredTaints(node.Spec.Taints, health, node.Status.Conditions, now); changed {
 		log.V(2).Info("Updating node taints", "health", health)
 		orig := node.DeepCopy()
 		node.Spec.Taints = taints

@@ -57,12 +57,17 @@ func startAgent(name string, taints ...corev1.Taint) *agent {
 }
 
 func setReady(node *corev1alpha1.Node, status metav1.ConditionStatus) {
+	setCondition(node, conditions.Ready, status)
+}
+
+// setCondition posts one node condition, as the node's agent would.
+func setCondition(node *corev1alpha1.Node, typ string, status metav1.ConditionStatus) {
 	Eventually(func(g Gomega) {
 		fresh := &corev1alpha1.Node{}
 		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(node), fresh)).To(Succeed())
 		fresh.Status.Capacity = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourcePods: resource.MustParse("110")}
 		fresh.Status.Allocatable = fresh.Status.Capacity
-		meta.SetStatusCondition(&fresh.Status.Conditions, metav1.Condition{Type: conditions.Ready, Status: status, Reason: corev1alpha1.ReasonAgentReady})
+		meta.SetStatusCondition(&fresh.Status.Conditions, metav1.Condition{Type: typ, Status: status, Reason: "Test"})
 		g.Expect(k8sClient.Status().Update(ctx, fresh)).To(Succeed())
 	}, timeout, interval).Should(Succeed())
 }
@@ -221,6 +226,19 @@ var _ = Describe("Node lifecycle", func() {
 		Eventually(taintKeys(name), timeout, interval).Should(ConsistOf(
 			corev1.TaintNodeNotReady+":NoSchedule", corev1.TaintNodeNotReady+":NoExecute"))
 		setReady(a.node, metav1.ConditionTrue)
+		Eventually(taintKeys(name), timeout, interval).Should(BeEmpty())
+	})
+
+	It("keeps new pods off a node under pressure with NoSchedule taints while the pressure lasts", func() {
+		a := startAgent(name)
+		setReady(a.node, metav1.ConditionTrue)
+		setCondition(a.node, corev1alpha1.NodeDiskPressure, metav1.ConditionTrue)
+		setCondition(a.node, corev1alpha1.NodeMemoryPressure, metav1.ConditionTrue)
+		Eventually(taintKeys(name), timeout, interval).Should(ConsistOf(
+			corev1.TaintNodeDiskPressure+":NoSchedule", corev1.TaintNodeMemoryPressure+":NoSchedule"))
+		setCondition(a.node, corev1alpha1.NodeDiskPressure, metav1.ConditionFalse)
+		Eventually(taintKeys(name), timeout, interval).Should(ConsistOf(corev1.TaintNodeMemoryPressure + ":NoSchedule"))
+		setCondition(a.node, corev1alpha1.NodeMemoryPressure, metav1.ConditionFalse)
 		Eventually(taintKeys(name), timeout, interval).Should(BeEmpty())
 	})
 })

@@ -77,24 +77,35 @@ func TestDesiredTaints(t *testing.T) {
 	notReadyNoSched := corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoSchedule}
 	notReadyNoExec := corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoExecute, TimeAdded: &now}
 	user := corev1.Taint{Key: "dedicated", Value: "gpu", Effect: corev1.TaintEffectNoSchedule}
+	diskNoSched := corev1.Taint{Key: corev1.TaintNodeDiskPressure, Effect: corev1.TaintEffectNoSchedule}
+	memNoSched := corev1.Taint{Key: corev1.TaintNodeMemoryPressure, Effect: corev1.TaintEffectNoSchedule}
+	pidNoSched := corev1.Taint{Key: corev1.TaintNodePIDPressure, Effect: corev1.TaintEffectNoSchedule}
+	pressure := func(typ string, s metav1.ConditionStatus) metav1.Condition {
+		return metav1.Condition{Type: typ, Status: s}
+	}
 	tests := []struct {
 		name        string
+		conds       []metav1.Condition
 		current     []corev1.Taint
 		health      nodeHealth
 		want        []corev1.Taint
 		wantChanged bool
 	}{
-		{"healthy untainted node", nil, nodeHealthy, nil, false},
-		{"unreachable gets both taints", []corev1.Taint{user}, nodeUnreachable, []corev1.Taint{user, unreachNoSched, unreachNoExec}, true},
-		{"unreachable keeps the time a taint was added",
+		{"healthy untainted node", nil, nil, nodeHealthy, nil, false},
+		{"unreachable gets both taints", nil, []corev1.Taint{user}, nodeUnreachable, []corev1.Taint{user, unreachNoSched, unreachNoExec}, true},
+		{"unreachable keeps the time a taint was added", nil,
 			[]corev1.Taint{unreachNoSched, {Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: earlier}}, nodeUnreachable,
 			[]corev1.Taint{unreachNoSched, {Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: earlier}}, false},
-		{"recovered node is untainted, other taints stay", []corev1.Taint{unreachNoSched, user, unreachNoExec}, nodeHealthy, []corev1.Taint{user}, true},
-		{"not ready replaces unreachable", []corev1.Taint{unreachNoSched, unreachNoExec}, nodeNotReady, []corev1.Taint{notReadyNoSched, notReadyNoExec}, true},
+		{"recovered node is untainted, other taints stay", nil, []corev1.Taint{unreachNoSched, user, unreachNoExec}, nodeHealthy, []corev1.Taint{user}, true},
+		{"not ready replaces unreachable", nil, []corev1.Taint{unreachNoSched, unreachNoExec}, nodeNotReady, []corev1.Taint{notReadyNoSched, notReadyNoExec}, true},
+		{"disk pressure taints the node", []metav1.Condition{pressure(corev1alpha1.NodeDiskPressure, metav1.ConditionTrue)}, []corev1.Taint{user}, nodeHealthy, []corev1.Taint{user, diskNoSched}, true},
+		{"a pressure taint stays while the pressure does", []metav1.Condition{pressure(corev1alpha1.NodeDiskPressure, metav1.ConditionTrue)}, []corev1.Taint{diskNoSched}, nodeHealthy, []corev1.Taint{diskNoSched}, false},
+		{"relieved pressure removes the taint", []metav1.Condition{pressure(corev1alpha1.NodeMemoryPressure, metav1.ConditionFalse)}, []corev1.Taint{memNoSched, user}, nodeHealthy, []corev1.Taint{user}, true},
+		{"pressure and unreachable together", []metav1.Condition{pressure(corev1alpha1.NodePIDPressure, metav1.ConditionTrue)}, nil, nodeUnreachable, []corev1.Taint{unreachNoSched, unreachNoExec, pidNoSched}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, changed := desiredTaints(tt.current, tt.health, t0)
+			got, changed := desiredTaints(tt.current, tt.health, tt.conds, t0)
 			if diff := cmp.Diff(tt.want, got); diff != "" || changed != tt.wantChanged {
 				t.Errorf("changed %v (want %v); taints (-want +got):\n%s", changed, tt.wantChanged, diff)
 			}

@@ -72,7 +72,11 @@ func runBindThroughput(b *testing.B, numNodes, numPods, qps int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := scheduler.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache(), mgr.GetEventRecorder(scheduler.Name), clock.RealClock{}).SetupWithManager(mgr); err != nil {
+	status, err := client.New(cfg, client.Options{Scheme: s, Mapper: mgr.GetRESTMapper()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := scheduler.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache(), mgr.GetEventRecorder(scheduler.Name), clock.RealClock{}).WithStatusClient(status).SetupWithManager(mgr); err != nil {
 		b.Fatal(err)
 	}
 	go func() { _ = mgr.Start(ctx) }()
@@ -203,3 +207,4 @@ func parallel(n int, f func(i int) error, b *testing.B) {
 		b.Fatal(firstErr)
 	}
 }
+
