@@ -207,4 +207,3 @@ func parallel(n int, f func(i int) error, b *testing.B) {
 		b.Fatal(firstErr)
 	}
 }
-
