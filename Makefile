@@ -38,6 +38,7 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs (then finish them with hack/crdpat
 	$(CONTROLLER_GEN) crd:generateEmbeddedObjectMeta=true paths=./api/... output:crd:artifacts:config=$(CRD_DIR)
 	$(GO) run ./hack/crdpatch $(CRD_DIR)
 	$(CONTROLLER_GEN) rbac:roleName=skiff-manager paths=./internal/... paths=./controllers/... output:rbac:artifacts:config=config/rbac
+	$(CONTROLLER_GEN) rbac:roleName=skiff-agent paths=./agent output:rbac:artifacts:config=config/rbac/agent
 	$(CONTROLLER_GEN) webhook paths=./controllers/... output:webhook:artifacts:config=config/webhook
 
 .PHONY: generate

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -20,8 +21,10 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/skiff-dev/skiff/agent/cri"
+	"github.com/skiff-dev/skiff/agent/logs"
 	"github.com/skiff-dev/skiff/agent/node"
 	"github.com/skiff-dev/skiff/agent/pods"
+	"github.com/skiff-dev/skiff/agent/server"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 	"github.com/skiff-dev/skiff/controllers/proxy"
 	"github.com/skiff-dev/skiff/internal/scheme"
@@ -83,6 +86,12 @@ type Options struct {
 	// conditions; nil (simulated nodes) reports no pressure.
 	Observe    func() node.Observations
 	Thresholds []node.Threshold
+	// API, when set, serves the agent API (container logs and exec) of
+	// the node; real nodes only.
+	API *server.Config
+	// LogRotation, when set, rotates the logs of the node's running
+	// containers; Run fills its Runtime and Labels. Real nodes only.
+	LogRotation *logs.Rotator
 	// ServiceProxy, when set, programs the cluster's Services into this
 	// node's nftables (real nodes only).
 	ServiceProxy *proxy.Config
@@ -141,6 +150,23 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.NewVolumes != nil {
 		volumes = opts.NewVolumes(direct)
 	}
+	var apiPort int32
+	var apiCert string
+	if opts.API != nil {
+		api, err := newAPI(opts, mgr)
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(api); err != nil {
+			return err
+		}
+		apiPort, apiCert = api.Port(), api.Certificate()
+	}
+	if opts.LogRotation != nil {
+		if err := addLogRotation(mgr, opts); err != nil {
+			return err
+		}
+	}
 	disp := pods.NewDispatcher(mgr.GetCache(), workers, opts.Housekeeping)
 	keepers := make([]*node.Node, len(opts.Nodes))
 	for i, spec := range opts.Nodes {
@@ -152,6 +178,7 @@ func Run(ctx context.Context, opts Options) error {
 			Name: spec.Name, Labels: labels, Machine: spec.Machine, Runtime: opts.Runtime, Client: direct,
 			LeaseInterval: opts.LeaseInterval, StatusInterval: opts.StatusInterval,
 			Observe: opts.Observe, Thresholds: opts.Thresholds,
+			Port: apiPort, Certificate: apiCert,
 		})
 		k := keepers[i]
 		pn := pods.NewNode(pods.Options{
@@ -183,6 +210,43 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	return mgr.Start(ctx)
+}
+
+// newAPI prepares the agent API of the (single, real) node: its
+// certificate names the node's addresses.
+func newAPI(opts Options, mgr ctrl.Manager) (*server.Server, error) {
+	rt, ok := opts.Runtime.(server.Runtime)
+	if !ok || len(opts.Nodes) != 1 {
+		return nil, fmt.Errorf("the agent API needs one real node on a CRI runtime")
+	}
+	cs, err := kubernetes.NewForConfig(opts.Config)
+	if err != nil {
+		return nil, err
+	}
+	spec := opts.Nodes[0]
+	hosts := []string{spec.Name}
+	for _, a := range spec.Machine.Addresses {
+		hosts = append(hosts, a.Address)
+	}
+	return server.New(server.Options{
+		Config: *opts.API, NodeName: spec.Name, Hosts: hosts,
+		Pods: mgr.GetCache(), Runtime: rt, Client: cs,
+	})
+}
+
+// addLogRotation adds the rotation of the node's container logs.
+func addLogRotation(mgr ctrl.Manager, opts Options) error {
+	rt, ok := opts.Runtime.(logs.RotationRuntime)
+	if !ok || len(opts.Nodes) != 1 {
+		return fmt.Errorf("log rotation needs one real node on a CRI runtime")
+	}
+	r := *opts.LogRotation
+	r.Runtime = rt
+	r.Labels = map[string]string{cri.LabelNodeName: opts.Nodes[0].Name}
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	return mgr.Add(&r)
 }
 
 // startProxy adds the service proxy to the agent's manager: it follows

@@ -54,6 +54,9 @@ type Options struct {
 	LeaseInterval, StatusInterval, FullStatusInterval time.Duration
 	// Port is the agent API port reported in daemonEndpoints.
 	Port int32
+	// Certificate is the PEM of the agent API's serving certificate,
+	// reported in status.agentCertificate.
+	Certificate string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Observe reads the pressure signals each time the status is
@@ -212,7 +215,7 @@ func (n *Node) postStatus(ctx context.Context, force bool) error {
 	st := ComputeStatus(old.Status, StatusInput{
 		Machine: n.opts.Machine, RuntimeName: name, RuntimeVersion: version,
 		RuntimeReady: ready, RuntimeMessage: msg, Unschedulable: old.Spec.Unschedulable,
-		Port: n.opts.Port, Now: metav1.NewTime(now), Pressure: pressure,
+		Port: n.opts.Port, Certificate: n.opts.Certificate, Now: metav1.NewTime(now), Pressure: pressure,
 	})
 	if !force && equality.Semantic.DeepEqual(st, old.Status) && now.Sub(last) < n.opts.FullStatusInterval {
 		return nil

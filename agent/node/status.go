@@ -30,6 +30,8 @@ type StatusInput struct {
 	// Pressure names the pressure conditions that hold and why; nil or
 	// empty means none.
 	Pressure Pressure
+	// Certificate is the agent API's serving certificate (PEM), "" when it serves none.
+	Certificate string
 	// Now stamps condition transitions.
 	Now metav1.Time
 }
@@ -55,7 +57,7 @@ func ComputeStatus(prev corev1alpha1.NodeStatus, in StatusInput) corev1alpha1.No
 		},
 		DaemonEndpoints:  corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: in.Port}},
 		Conditions:       append([]metav1.Condition(nil), prev.Conditions...),
-		AgentCertificate: prev.AgentCertificate,
+		AgentCertificate: in.Certificate,
 		Images:           prev.Images,
 		VolumesInUse:     prev.VolumesInUse,
 	}

@@ -28,8 +28,10 @@ import (
 	"github.com/skiff-dev/skiff/agent/containerd"
 	"github.com/skiff-dev/skiff/agent/cri"
 	"github.com/skiff-dev/skiff/agent/cri/fake"
+	"github.com/skiff-dev/skiff/agent/logs"
 	"github.com/skiff-dev/skiff/agent/node"
 	"github.com/skiff-dev/skiff/agent/pods"
+	"github.com/skiff-dev/skiff/agent/server"
 	"github.com/skiff-dev/skiff/controllers/proxy"
 )
 
@@ -73,6 +75,17 @@ func run() error {
 		serviceCIDR    = fs.String("service-cluster-ip-range", "10.112.0.0/16", "range of Service ClusterIPs, as skiff-controller-manager's flag; the proxy rejects addresses in it that match no Service")
 		proxyMode      = fs.String("proxy-mode", "nftables", "service proxy on real nodes: nftables, or none")
 		evictionHard   = fs.String("eviction-hard", node.DefaultEvictionHardFlags, "thresholds below which the node reports MemoryPressure, DiskPressure or PIDPressure, in the kubelet's syntax (signal<quantity or signal<percent%, comma-separated; signals memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree, pid.available); the agent does not evict pods")
+		address        = fs.String("address", "", "IP address the agent API (logs, exec) listens on; empty means every address")
+		port           = fs.Int("port", server.DefaultPort, "port of the agent API; 0 picks a free one (the Node status publishes it)")
+		tlsCert        = fs.String("tls-cert-file", "", "serving certificate of the agent API (default: a self-signed one under --root-dir/pki)")
+		tlsKey         = fs.String("tls-private-key-file", "", "key of --tls-cert-file")
+		clientCA       = fs.String("client-ca-file", "", "CA bundle that authenticates agent API clients by certificate (the API server's client CA); bearer tokens are checked with TokenReview")
+		authnTTL       = fs.Duration("authentication-token-webhook-cache-ttl", server.DefaultAuthenticationCacheTTL, "how long TokenReview results are cached")
+		authzAllowTTL  = fs.Duration("authorization-webhook-cache-authorized-ttl", server.DefaultAuthorizationAllowTTL, "how long allowed SubjectAccessReview results are cached")
+		authzDenyTTL   = fs.Duration("authorization-webhook-cache-unauthorized-ttl", server.DefaultAuthorizationDenyTTL, "how long denied SubjectAccessReview results are cached")
+		logMaxSize     = fs.String("container-log-max-size", "10Mi", "size at which a container's log file is rotated")
+		logMaxFiles    = fs.Int("container-log-max-files", logs.DefaultMaxFiles, "most log files a container keeps, the current one included (at least 2)")
+		logInterval    = fs.Duration("container-log-monitor-interval", logs.DefaultInterval, "how often container log sizes are checked")
 		insecure       = fs.String("insecure-registry", "", "comma-separated host:port registries a managed containerd reaches over plain HTTP (127.0.0.1:5000 and localhost:5000 always are)")
 	)
 	klog.InitFlags(fs)
@@ -174,6 +187,19 @@ func run() error {
 			opts.ServiceProxy = &proxy.Config{ServiceCIDR: sc.Masked(), PodCIDR: pc, NodeName: *nodeName}
 		} else if *proxyMode != "none" {
 			return fmt.Errorf("--proxy-mode must be nftables or none, not %q", *proxyMode)
+		}
+		opts.API = &server.Config{
+			Address: *address, Port: *port, CertDir: filepath.Join(*rootDir, "pki"),
+			TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, ClientCAFile: *clientCA,
+			AuthenticationCacheTTL: *authnTTL, AuthorizationAllowTTL: *authzAllowTTL, AuthorizationDenyTTL: *authzDenyTTL,
+		}
+		maxSize, err := resource.ParseQuantity(*logMaxSize)
+		if err != nil {
+			return fmt.Errorf("--container-log-max-size: %w", err)
+		}
+		opts.LogRotation = &logs.Rotator{MaxSize: maxSize.Value(), MaxFiles: *logMaxFiles, Interval: *logInterval}
+		if err := opts.LogRotation.Validate(); err != nil {
+			return err
 		}
 		// Real containers exit on their own: look at every pod each second,
 		// as the upstream kubelet's relisting does.
