@@ -139,9 +139,12 @@ func (s *Server) Start(ctx context.Context) error {
 			// Client certificates are verified by the authenticator against
 			// the client CA, so that a bad one is a 401, not a TLS failure.
 			ClientAuth: tls.RequestClientCert,
+			// HTTP/1.1 only: exec upgrades the connection, which HTTP/2
+			// cannot, and the kubelet's port avoids HTTP/2 too.
+			NextProtos: []string{"http/1.1"},
 		},
-		BaseContext: func(net.Listener) context.Context { return ctx },
-		ErrorLog:    nil,
+		BaseContext:  func(net.Listener) context.Context { return ctx },
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 	errc := make(chan error, 1)
 	log.Info("Serving the agent API", "address", s.listener.Addr().String())

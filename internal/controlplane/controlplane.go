@@ -230,6 +230,18 @@ func (cp *ControlPlane) startControllerManager(ctx context.Context, assets strin
 	}
 }
 
+// ClientCAFile is the CA that signs the client certificates the API server
+// accepts (the administrator's among them), for components such as the
+// agent API that authenticate the same clients.
+func (cp *ControlPlane) ClientCAFile() (string, error) {
+	// envtest writes it beside the API server's serving certificate.
+	path := filepath.Join(cp.env.ControlPlane.APIServer.CertDir, "client-cert-auth-ca.crt")
+	if _, err := os.Stat(path); err != nil {
+		return "", fmt.Errorf("the API server's client CA: %w", err)
+	}
+	return path, nil
+}
+
 // WebhookServer returns where the API server calls skiff's webhooks, when
 // Options.Webhooks was set.
 func (cp *ControlPlane) WebhookServer() WebhookServer {

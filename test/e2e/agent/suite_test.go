@@ -61,6 +61,8 @@ var (
 	agentCmd   *exec.Cmd
 	agentDone  chan struct{}
 	kubeconfig string
+	// clientCA is a copy of the API server's client CA, for the agent API.
+	clientCA string
 	// reg is nil when docker-registry is not installed.
 	reg *registry
 )
@@ -123,6 +125,12 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	kubeconfig = filepath.Join(workDir, "kubeconfig")
 	Expect(os.WriteFile(kubeconfig, kc, 0o600)).To(Succeed())
+	ca, err := cp.ClientCAFile()
+	Expect(err).NotTo(HaveOccurred())
+	caPEM, err := os.ReadFile(ca)
+	Expect(err).NotTo(HaveOccurred())
+	clientCA = filepath.Join(workDir, "client-ca.crt")
+	Expect(os.WriteFile(clientCA, caPEM, 0o600)).To(Succeed())
 
 	By("starting a registry on 127.0.0.1 and pushing the busybox image to it")
 	reg = startRegistry(filepath.Join(workDir, "registry"))
@@ -157,7 +165,12 @@ func startAgent() {
 	agentCmd = exec.Command(filepath.Join(binDir, "skiff-agent"),
 		"--kubeconfig", kubeconfig, "--node-name", nodeName, "--root-dir", rootDir,
 		"--containerd=managed", "--pause-binary", filepath.Join(binDir, "skiff-pause"),
-		"--pod-cidr", podCIDR, "--node-ip", "127.0.0.1", "-v=3")
+		"--pod-cidr", podCIDR, "--node-ip", "127.0.0.1", "-v=3",
+		// The agent API: a free port, the API server's client CA, denials
+		// cached briefly so a spec can grant rights and retry, and small
+		// logs rotated often (agentapi_test.go).
+		"--port=0", "--client-ca-file", clientCA, "--authorization-webhook-cache-unauthorized-ttl=1s",
+		"--container-log-max-size=16Ki", "--container-log-monitor-interval=1s")
 	if reg != nil {
 		agentCmd.Args = append(agentCmd.Args, "--insecure-registry", reg.host)
 	}
