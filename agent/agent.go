@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/skiff-dev/skiff/agent/cri"
+	"github.com/skiff-dev/skiff/agent/dns"
 	"github.com/skiff-dev/skiff/agent/logs"
 	"github.com/skiff-dev/skiff/agent/node"
 	"github.com/skiff-dev/skiff/agent/pods"
@@ -92,6 +93,9 @@ type Options struct {
 	// LogRotation, when set, rotates the logs of the node's running
 	// containers; Run fills its Runtime and Labels. Real nodes only.
 	LogRotation *logs.Rotator
+	// ClusterDNSAddr, when set ("10.88.0.1:53"), serves the cluster zone
+	// (ClusterDomain) there for this node's pods (real nodes only).
+	ClusterDNSAddr string
 	// ServiceProxy, when set, programs the cluster's Services into this
 	// node's nftables (real nodes only).
 	ServiceProxy *proxy.Config
@@ -209,6 +213,11 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 	}
+	if opts.ClusterDNSAddr != "" {
+		if err := startDNS(ctx, mgr, opts.ClusterDNSAddr, opts.ClusterDomain); err != nil {
+			return err
+		}
+	}
 	return mgr.Start(ctx)
 }
 
@@ -260,6 +269,21 @@ func startProxy(mgr ctrl.Manager, cfg proxy.Config) error {
 	p := proxy.New(nft, mgr.GetCache(), cfg)
 	p.Conntrack = proxy.CommandConntrack{}
 	return p.SetupWithManager(mgr)
+}
+
+// startDNS adds the cluster DNS server to the agent's manager, and starts
+// the informers it reads so that the first query finds a synced cache.
+func startDNS(ctx context.Context, mgr ctrl.Manager, addr, domain string) error {
+	for _, obj := range []client.Object{&corev1alpha1.Service{}, &corev1alpha1.EndpointSlice{}} {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj); err != nil {
+			return err
+		}
+	}
+	srv, err := dns.New(mgr.GetCache(), dns.Options{Addr: addr, Zone: domain})
+	if err != nil {
+		return err
+	}
+	return mgr.Add(srv)
 }
 
 // registerAll registers the nodes with a bounded number in flight.

@@ -9,13 +9,15 @@ PACKAGES=(
 	etcd-server:etcd
 	# skiff-agent and its end-to-end tests: a managed containerd with runc
 	# and the CNI plugins, ip for network cleanup, nft for the service
-	# proxy, busybox-static for the root file system of test images and
+	# proxy, conntrack to clear the proxy's stale UDP flows,
+	# busybox-static for the root file system of test images and
 	# docker-registry to serve them on 127.0.0.1.
 	containerd:containerd
 	runc:runc
 	containernetworking-plugins:/usr/lib/cni/bridge
 	iproute2:ip
 	nftables:nft
+	conntrack:conntrack
 	busybox-static:busybox
 	docker-registry:docker-registry
 )

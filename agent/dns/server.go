@@ -18,9 +18,11 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/utils/ptr"
@@ -82,14 +84,35 @@ func New(reader client.Reader, opts Options) (*Server, error) {
 // NeedLeaderElection is false: every node serves its own pods.
 func (s *Server) NeedLeaderElection() bool { return false }
 
-// Start serves until ctx ends.
+// Start serves until ctx ends. It binds its address with IP_FREEBIND, so
+// that it can listen on the gateway address of the node's pod bridge before
+// the first pod creates that bridge.
 func (s *Server) Start(ctx context.Context) error {
+	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_FREEBIND, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}}
+	pc, err := lc.ListenPacket(ctx, "udp", s.udp.Addr)
+	if err != nil {
+		return fmt.Errorf("cluster DNS: %w", err)
+	}
+	l, err := lc.Listen(ctx, "tcp", s.tcp.Addr)
+	if err != nil {
+		_ = pc.Close()
+		return fmt.Errorf("cluster DNS: %w", err)
+	}
+	s.udp.PacketConn, s.tcp.Listener = pc, l
 	errc := make(chan error, 2)
 	started := make(chan struct{}, 2)
 	s.udp.NotifyStartedFunc = func() { started <- struct{}{} }
 	s.tcp.NotifyStartedFunc = func() { started <- struct{}{} }
-	go func() { errc <- s.udp.ListenAndServe() }()
-	go func() { errc <- s.tcp.ListenAndServe() }()
+	go func() { errc <- s.udp.ActivateAndServe() }()
+	go func() { errc <- s.tcp.ActivateAndServe() }()
 	go func() {
 		<-started
 		<-started

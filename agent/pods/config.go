@@ -91,53 +91,6 @@ func (n *Node) SandboxConfig(pod *corev1alpha1.Pod, attempt uint32) *runtimeapi.
 	return cfg
 }
 
-// dnsConfig applies the pod's dnsPolicy and dnsConfig, as upstream.
-func (n *Node) dnsConfig(pod *corev1alpha1.Pod) *runtimeapi.DNSConfig {
-	policy := pod.Spec.DNSPolicy
-	if policy == "" {
-		policy = corev1.DNSClusterFirst
-	}
-	if policy == corev1.DNSClusterFirstWithHostNet && !pod.Spec.HostNetwork {
-		policy = corev1.DNSClusterFirst
-	}
-	if policy == corev1.DNSClusterFirst && pod.Spec.HostNetwork {
-		policy = corev1.DNSDefault
-	}
-	cfg := &runtimeapi.DNSConfig{}
-	switch policy {
-	case corev1.DNSClusterFirst, corev1.DNSClusterFirstWithHostNet:
-		if len(n.opts.ClusterDNS) == 0 {
-			cfg = n.hostDNS()
-			break
-		}
-		d := n.opts.ClusterDomain
-		cfg.Servers = n.opts.ClusterDNS
-		cfg.Searches = []string{pod.Namespace + ".svc." + d, "svc." + d, d}
-		cfg.Options = []string{"ndots:5"}
-	case corev1.DNSDefault:
-		cfg = n.hostDNS()
-	}
-	if pc := pod.Spec.DNSConfig; pc != nil {
-		cfg.Servers = append(cfg.Servers, pc.Nameservers...)
-		cfg.Searches = append(cfg.Searches, pc.Searches...)
-		for _, o := range pc.Options {
-			if o.Value != nil {
-				cfg.Options = append(cfg.Options, o.Name+":"+*o.Value)
-			} else {
-				cfg.Options = append(cfg.Options, o.Name)
-			}
-		}
-	}
-	return cfg
-}
-
-func (n *Node) hostDNS() *runtimeapi.DNSConfig {
-	if n.opts.HostDNS != nil {
-		return n.opts.HostDNS()
-	}
-	return &runtimeapi.DNSConfig{}
-}
-
 // ContainerConfig builds the CRI configuration of one container.
 func (n *Node) ContainerConfig(ctx context.Context, pod *corev1alpha1.Pod, c *corev1.Container, imageRef string, attempt uint32, volumes map[string]string, podIP string) (*runtimeapi.ContainerConfig, error) {
 	envs, err := n.resolveEnv(ctx, pod, c, podIP)

@@ -15,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
@@ -400,32 +399,5 @@ func TerminationMessages(root string) func(uid types.UID, container string, atte
 		b := make([]byte, 4096)
 		n, _ := f.Read(b)
 		return string(b[:n])
-	}
-}
-
-// ResolvConfDNS reads the host's resolver configuration for pods with
-// dnsPolicy Default.
-func ResolvConfDNS(path string) func() *runtimeapi.DNSConfig {
-	return func() *runtimeapi.DNSConfig {
-		cfg := &runtimeapi.DNSConfig{}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return cfg
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) < 2 {
-				continue
-			}
-			switch f[0] {
-			case "nameserver":
-				cfg.Servers = append(cfg.Servers, f[1])
-			case "search":
-				cfg.Searches = append(cfg.Searches, f[1:]...)
-			case "options":
-				cfg.Options = append(cfg.Options, f[1:]...)
-			}
-		}
-		return cfg
 	}
 }

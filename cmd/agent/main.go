@@ -70,8 +70,9 @@ func run() error {
 		nodeIP         = fs.String("node-ip", "", "InternalIP of the node (default: the first global IPv4 address)")
 		podCIDR        = fs.String("pod-cidr", "10.88.0.0/16", "pod CIDR of a managed containerd when the Node has no spec.podCIDR")
 		pauseBinary    = fs.String("pause-binary", "", "static pause binary for the sandbox image of a managed containerd (default: skiff-pause next to this binary)")
-		clusterDNS     = fs.String("cluster-dns", "", "comma-separated DNS server addresses for ClusterFirst pods")
+		clusterDNS     = fs.String("cluster-dns", "", "comma-separated DNS server addresses for ClusterFirst pods (default: the agent's own cluster DNS on a real node, see --serve-cluster-dns)")
 		clusterDomain  = fs.String("cluster-domain", "cluster.local", "cluster DNS domain")
+		serveDNS       = fs.Bool("serve-cluster-dns", true, "on a real node, serve the cluster domain on port 53 of the gateway address of the node's pod CIDR (the pod bridge), which every pod of the node reaches")
 		serviceCIDR    = fs.String("service-cluster-ip-range", "10.112.0.0/16", "range of Service ClusterIPs, as skiff-controller-manager's flag; the proxy rejects addresses in it that match no Service")
 		proxyMode      = fs.String("proxy-mode", "nftables", "service proxy on real nodes: nftables, or none")
 		evictionHard   = fs.String("eviction-hard", node.DefaultEvictionHardFlags, "thresholds below which the node reports MemoryPressure, DiskPressure or PIDPressure, in the kubelet's syntax (signal<quantity or signal<percent%, comma-separated; signals memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree, pid.available); the agent does not evict pods")
@@ -134,6 +135,7 @@ func run() error {
 			return err
 		}
 		endpoint := *criEndpoint
+		nodePodCIDR := *podCIDR
 		if *containerdMode == "managed" {
 			pause := *pauseBinary
 			if pause == "" {
@@ -144,6 +146,7 @@ func run() error {
 			if err != nil {
 				return err
 			}
+			nodePodCIDR = cidr
 			cd, err := containerd.Start(ctx, containerd.Options{RootDir: filepath.Join(*rootDir, "containerd"), PodCIDR: cidr, PauseBinary: pause, NodeName: *nodeName, InsecureRegistries: splitList(*insecure)})
 			if err != nil {
 				return err
@@ -183,7 +186,7 @@ func run() error {
 			if err != nil {
 				return fmt.Errorf("--service-cluster-ip-range: %w", err)
 			}
-			pc, _ := netip.ParsePrefix(*podCIDR)
+			pc, _ := netip.ParsePrefix(nodePodCIDR)
 			opts.ServiceProxy = &proxy.Config{ServiceCIDR: sc.Masked(), PodCIDR: pc, NodeName: *nodeName}
 		} else if *proxyMode != "none" {
 			return fmt.Errorf("--proxy-mode must be nftables or none, not %q", *proxyMode)
@@ -201,6 +204,16 @@ func run() error {
 		if err := opts.LogRotation.Validate(); err != nil {
 			return err
 		}
+		if *serveDNS {
+			gw, err := podGateway(nodePodCIDR)
+			if err != nil {
+				return err
+			}
+			opts.ClusterDNSAddr = netip.AddrPortFrom(gw, 53).String()
+			if len(opts.ClusterDNS) == 0 {
+				opts.ClusterDNS = []string{gw.String()}
+			}
+		}
 		// Real containers exit on their own: look at every pod each second,
 		// as the upstream kubelet's relisting does.
 		opts.SteadyResync = time.Second
@@ -215,6 +228,16 @@ func run() error {
 	}
 	cfg.QPS, cfg.Burst = float32(*qps), *burst
 	return agent.Run(ctx, opts)
+}
+
+// podGateway is the address of the node's pod bridge: the first address of
+// its pod CIDR, as the managed containerd's CNI configuration sets it.
+func podGateway(cidr string) (netip.Addr, error) {
+	p, err := netip.ParsePrefix(cidr)
+	if err != nil || !p.Addr().Is4() {
+		return netip.Addr{}, fmt.Errorf("the pod CIDR %q is not an IPv4 prefix: %v", cidr, err)
+	}
+	return p.Masked().Addr().Next(), nil
 }
 
 func splitList(s string) []string {
