@@ -7,8 +7,13 @@
 // and never leaves it.
 //
 // The ruleset is a pure function of the Services and EndpointSlices
-// (ruleset.go); the Proxier (proxier.go) applies it in one atomic
-// transaction, at a bounded frequency, and removes the table on shutdown.
+// (ruleset.go): a few fixed chains and two verdict maps, plus chains, sets
+// and map elements owned by each service port and named after it. The
+// Proxier (proxier.go) applies changes at a bounded frequency, each sync one
+// atomic transaction: a partial sync rewrites only the service ports that
+// changed (kube-proxy's nftables partial sync), a full sync (at start, after
+// an error, hourly) rewrites all and removes what no port owns. It removes
+// the table on shutdown.
 // It touches nothing outside its table except two sysctls (ip_forward and
 // bridge-nf-call-iptables) and, for UDP, stale conntrack entries.
 package proxy

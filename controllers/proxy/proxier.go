@@ -21,9 +21,14 @@ import (
 const TableName = "skiff-proxy"
 
 // Proxier programs the Services of the cluster into nftables on this node.
-// Event handlers only mark it dirty; a runner syncs the whole ruleset in one
-// atomic transaction at most every MinSyncPeriod and at least every
-// SyncPeriod, as kube-proxy's bounded-frequency runner does.
+// Event handlers only mark it dirty; a runner syncs at most every
+// MinSyncPeriod and at least every SyncPeriod, as kube-proxy's
+// bounded-frequency runner does. Each sync is one atomic transaction. A
+// partial sync rewrites only the service ports whose Service or endpoints
+// changed since the last sync (their chains, affinity sets and map
+// elements), as kube-proxy's nftables proxier does; a full sync rewrites
+// everything and removes whatever else is in the table. Full syncs run
+// first, after a failed sync, and every FullSyncPeriod.
 type Proxier struct {
 	nft    knftables.Interface
 	reader client.Reader
@@ -31,17 +36,51 @@ type Proxier struct {
 
 	// MinSyncPeriod bounds how often changes are applied.
 	MinSyncPeriod time.Duration
-	// SyncPeriod is how often the ruleset is re-applied without changes.
+	// SyncPeriod is how often a sync runs without changes.
 	SyncPeriod time.Duration
+	// FullSyncPeriod is how often a sync rewrites the whole table.
+	FullSyncPeriod time.Duration
 	// Conntrack clears stale UDP flows when an endpoint goes away; nil skips it.
 	Conntrack ConntrackCleaner
 
 	dirty chan struct{}
 
+	// applied is what the last successful sync left in the table, per
+	// service port key; only the sync loop touches it.
+	applied  map[string]*appliedPort
+	needFull bool
+	lastFull time.Time
+
 	mu        sync.Mutex
-	lastUDP   map[string]map[string]bool // service IP:port → endpoint IP:port
+	lastUDP   map[udpDest]map[string]bool // → endpoint IPs
 	syncs     int
 	lastError error
+	lastSync  SyncStats
+}
+
+// udpDest is where UDP flows to a Service go: a ClusterIP and port, or
+// (ip empty) a NodePort on any local address.
+type udpDest struct {
+	ip   string
+	port int32
+}
+
+// appliedPort is one service port as the table holds it.
+type appliedPort struct {
+	fingerprint uint64
+	rules       *portRules
+}
+
+// SyncStats describes one sync.
+type SyncStats struct {
+	// Full is true for a full sync.
+	Full bool
+	// ServicePorts is how many service ports the cluster has.
+	ServicePorts int
+	// Rewritten is how many service ports the sync wrote or removed.
+	Rewritten int
+	// Operations is the size of the nftables transaction.
+	Operations int
 }
 
 // ConntrackCleaner deletes the conntrack entries of UDP flows from a
@@ -57,9 +96,11 @@ var _ manager.Runnable = (*Proxier)(nil)
 func New(nft knftables.Interface, reader client.Reader, cfg Config) *Proxier {
 	return &Proxier{
 		nft: nft, reader: reader, cfg: cfg,
-		MinSyncPeriod: time.Second, SyncPeriod: time.Minute,
-		dirty:   make(chan struct{}, 1),
-		lastUDP: map[string]map[string]bool{},
+		MinSyncPeriod: time.Second, SyncPeriod: time.Minute, FullSyncPeriod: time.Hour,
+		dirty:    make(chan struct{}, 1),
+		lastUDP:  map[udpDest]map[string]bool{},
+		applied:  map[string]*appliedPort{},
+		needFull: true,
 	}
 }
 
@@ -124,46 +165,213 @@ func (p *Proxier) Start(ctx context.Context) error {
 	}
 }
 
-// Sync writes the ruleset for the current Services and EndpointSlices.
+// Sync brings the table in line with the current Services and
+// EndpointSlices: a partial sync, or a full one when one is due.
 func (p *Proxier) Sync(ctx context.Context) error {
 	start := time.Now()
+	// The proxy only reads: no copies of the cache's objects.
 	services := &corev1alpha1.ServiceList{}
-	if err := p.reader.List(ctx, services); err != nil {
+	if err := p.reader.List(ctx, services, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	slices := &corev1alpha1.EndpointSliceList{}
-	if err := p.reader.List(ctx, slices); err != nil {
+	if err := p.reader.List(ctx, slices, client.UnsafeDisableDeepCopy); err != nil {
 		return err
 	}
 	ports := collect(services.Items, slices.Items, p.cfg.NodeName)
-	tx := p.nft.NewTransaction()
-	ruleset(tx, p.cfg, ports)
-	err := p.nft.Run(ctx, tx)
+	full := p.needFull || time.Since(p.lastFull) >= p.FullSyncPeriod
+	var (
+		tx    *knftables.Transaction
+		next  map[string]*appliedPort
+		stats SyncStats
+		err   error
+	)
+	if full {
+		tx, next, stats, err = p.fullSync(ctx, ports)
+	} else {
+		tx, next, stats = p.partialSync(ports)
+	}
+	if err == nil && tx.NumOperations() > 0 {
+		err = p.nft.Run(ctx, tx)
+	}
 	p.mu.Lock()
 	p.syncs++
 	p.lastError = err
+	p.lastSync = stats
 	p.mu.Unlock()
 	if err != nil {
+		// The table may differ from what we know: rewrite all of it next.
+		p.needFull = true
 		return fmt.Errorf("applying %d service ports: %w", len(ports), err)
 	}
+	p.applied = next
+	if full {
+		p.needFull, p.lastFull = false, start
+	}
 	p.clearStaleUDP(ctx, ports)
-	ctrl.LoggerFrom(ctx).V(4).Info("Synced service rules", "servicePorts", len(ports), "took", time.Since(start))
+	ctrl.LoggerFrom(ctx).V(4).Info("Synced service rules", "full", full, "servicePorts", len(ports),
+		"rewritten", stats.Rewritten, "operations", stats.Operations, "took", time.Since(start))
 	return nil
 }
 
+// fullSync rewrites the whole table, and removes the chains and sets that
+// no service port owns any more (left by an earlier run, or by a failed
+// transaction). Affinity sets that stay keep their entries.
+func (p *Proxier) fullSync(ctx context.Context, ports []servicePort) (*knftables.Transaction, map[string]*appliedPort, SyncStats, error) {
+	existingChains, err := p.nft.List(ctx, "chains")
+	if err != nil && !knftables.IsNotFound(err) {
+		return nil, nil, SyncStats{}, fmt.Errorf("listing the chains of table %s: %w", TableName, err)
+	}
+	existingSets, err := p.nft.List(ctx, "sets")
+	if err != nil && !knftables.IsNotFound(err) {
+		return nil, nil, SyncStats{}, fmt.Errorf("listing the sets of table %s: %w", TableName, err)
+	}
+	tx := p.nft.NewTransaction()
+	writeBase(tx, p.cfg)
+	next := make(map[string]*appliedPort, len(ports))
+	chains, sets := map[string]bool{}, map[string]bool{}
+	var elements []*knftables.Element
+	for i := range ports {
+		pr := rulesFor(p.cfg, ports[i])
+		next[ports[i].key] = &appliedPort{fingerprint: ports[i].fingerprint(), rules: pr}
+		pr.write(tx)
+		elements = append(elements, pr.elements...)
+		for _, c := range pr.chains {
+			chains[c.name] = true
+		}
+		for _, s := range pr.sets {
+			sets[s.Name] = true
+		}
+	}
+	for _, e := range elements {
+		tx.Add(e)
+	}
+	var rm removal
+	for _, c := range existingChains {
+		if !chains[c] && !isBaseChain(c) {
+			rm.chains = append(rm.chains, c)
+		}
+	}
+	for _, s := range existingSets {
+		if !sets[s] {
+			rm.sets = append(rm.sets, s)
+		}
+	}
+	rm.flushAndDelete(tx)
+	return tx, next, SyncStats{Full: true, ServicePorts: len(ports), Rewritten: len(ports), Operations: tx.NumOperations()}, nil
+}
+
+// partialSync rewrites only the service ports that changed since the last
+// sync, and removes those that are gone.
+func (p *Proxier) partialSync(ports []servicePort) (*knftables.Transaction, map[string]*appliedPort, SyncStats) {
+	next := make(map[string]*appliedPort, len(ports))
+	var (
+		rm     removal
+		writes []*portRules
+		adds   []*knftables.Element
+	)
+	for i := range ports {
+		sp := &ports[i]
+		fp := sp.fingerprint()
+		old := p.applied[sp.key]
+		if old != nil && old.fingerprint == fp {
+			next[sp.key] = old
+			continue
+		}
+		pr := rulesFor(p.cfg, *sp)
+		next[sp.key] = &appliedPort{fingerprint: fp, rules: pr}
+		writes = append(writes, pr)
+		oldRules := &portRules{}
+		if old != nil {
+			oldRules = old.rules
+		}
+		gone, added := diffRules(oldRules, pr)
+		rm.elements = append(rm.elements, gone.elements...)
+		rm.chains = append(rm.chains, gone.chains...)
+		rm.sets = append(rm.sets, gone.sets...)
+		adds = append(adds, added...)
+	}
+	for key, old := range p.applied {
+		if _, ok := next[key]; ok {
+			continue
+		}
+		gone, _ := diffRules(old.rules, &portRules{})
+		rm.elements = append(rm.elements, gone.elements...)
+		rm.chains = append(rm.chains, gone.chains...)
+		rm.sets = append(rm.sets, gone.sets...)
+		writes = append(writes, nil) // counted as rewritten
+	}
+	tx := p.nft.NewTransaction()
+	for _, e := range rm.elements {
+		tx.Delete(e)
+	}
+	for _, pr := range writes {
+		if pr != nil {
+			pr.write(tx)
+		}
+	}
+	for _, e := range adds {
+		tx.Add(e)
+	}
+	rm.flushAndDelete(tx)
+	return tx, next, SyncStats{ServicePorts: len(ports), Rewritten: len(writes), Operations: tx.NumOperations()}
+}
+
+// diffRules says what of old is not in new (to remove) and which elements
+// of new are not in old (to add); chains and sets of new are written anyway.
+func diffRules(old, new *portRules) (gone removal, added []*knftables.Element) {
+	newChains, newSets, newElements := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, c := range new.chains {
+		newChains[c.name] = true
+	}
+	for _, s := range new.sets {
+		newSets[s.Name] = true
+	}
+	for _, e := range new.elements {
+		newElements[elementID(e)] = true
+	}
+	oldElements := map[string]bool{}
+	for _, e := range old.elements {
+		oldElements[elementID(e)] = true
+		if !newElements[elementID(e)] {
+			gone.elements = append(gone.elements, e)
+		}
+	}
+	for _, e := range new.elements {
+		if !oldElements[elementID(e)] {
+			added = append(added, e)
+		}
+	}
+	for _, c := range old.chains {
+		if !newChains[c.name] {
+			gone.chains = append(gone.chains, c.name)
+		}
+	}
+	for _, s := range old.sets {
+		if !newSets[s.Name] {
+			gone.sets = append(gone.sets, s.Name)
+		}
+	}
+	return gone, added
+}
+
 // clearStaleUDP removes the conntrack entries of UDP flows whose endpoint
-// is gone: UDP has no connection end, so without this the kernel would keep
-// sending a client's datagrams to the dead endpoint.
+// is gone, for ClusterIPs and NodePorts: UDP has no connection end, so
+// without this the kernel would keep sending a client's datagrams to the
+// dead endpoint.
 func (p *Proxier) clearStaleUDP(ctx context.Context, ports []servicePort) {
-	current := map[string]map[string]bool{}
+	current := map[udpDest]map[string]bool{}
 	for _, sp := range ports {
 		if sp.protocol != "udp" {
 			continue
 		}
-		key := fmt.Sprintf("%s:%d", sp.clusterIP, sp.port)
-		current[key] = map[string]bool{}
+		eps := map[string]bool{}
 		for _, e := range sp.endpoints {
-			current[key][e.ip] = true
+			eps[e.ip] = true
+		}
+		current[udpDest{sp.clusterIP, sp.port}] = eps
+		if sp.nodePort != 0 {
+			current[udpDest{"", sp.nodePort}] = eps
 		}
 	}
 	p.mu.Lock()
@@ -173,16 +381,13 @@ func (p *Proxier) clearStaleUDP(ctx context.Context, ports []servicePort) {
 	if p.Conntrack == nil {
 		return
 	}
-	for svc, eps := range previous {
+	for d, eps := range previous {
 		for ip := range eps {
-			if current[svc][ip] {
+			if current[d][ip] {
 				continue
 			}
-			host, port, _ := strings.Cut(svc, ":")
-			var n int32
-			fmt.Sscan(port, &n)
-			if err := p.Conntrack.ClearUDP(ctx, host, n, ip); err != nil {
-				ctrl.LoggerFrom(ctx).V(2).Info("Clearing stale UDP conntrack entries failed", "service", svc, "endpoint", ip, "err", err)
+			if err := p.Conntrack.ClearUDP(ctx, d.ip, d.port, ip); err != nil {
+				ctrl.LoggerFrom(ctx).V(2).Info("Clearing stale UDP conntrack entries failed", "serviceIP", d.ip, "port", d.port, "endpoint", ip, "err", err)
 			}
 		}
 	}
@@ -203,6 +408,13 @@ func (p *Proxier) Syncs() (int, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.syncs, p.lastError
+}
+
+// LastSync describes the last sync.
+func (p *Proxier) LastSync() SyncStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastSync
 }
 
 // ensureSysctls turns on what routed Service traffic needs: forwarding, and

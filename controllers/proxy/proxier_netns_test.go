@@ -38,7 +38,7 @@ import (
 // namespace a default route. No packet leaves it.
 type netns struct{ name string }
 
-func newNetns(t *testing.T) *netns {
+func newNetns(t testing.TB) *netns {
 	t.Helper()
 	n := &netns{name: "skiff-proxy-" + rand.String(6)}
 	run(t, "ip", "netns", "add", n.name)
@@ -58,7 +58,7 @@ func newNetns(t *testing.T) *netns {
 	return n
 }
 
-func run(t *testing.T, name string, args ...string) {
+func run(t testing.TB, name string, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
@@ -211,6 +211,55 @@ func TestProxyInNetworkNamespace(t *testing.T) {
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("the refusal took %v; it must be immediate", took)
+	}
+
+	// Partial syncs in the kernel: a second Service with session affinity
+	// comes, then goes, and its address goes to a third one.
+	addService := func(name, ip string, affinity bool) (*corev1alpha1.Service, *corev1alpha1.EndpointSlice) {
+		s := &corev1alpha1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}
+		s.Spec.ClusterIP = ip
+		s.Spec.Ports = []corev1.ServicePort{{Name: "http", Port: 80}}
+		if affinity {
+			s.Spec.SessionAffinity = corev1.ServiceAffinityClientIP
+		}
+		if err := c.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+		sl := eps.DeepCopy()
+		sl.ObjectMeta = metav1.ObjectMeta{Name: name + "-1", Namespace: "default", Labels: map[string]string{discoveryv1.LabelServiceName: name}}
+		if err := c.Create(ctx, sl); err != nil {
+			t.Fatal(err)
+		}
+		return s, sl
+	}
+	reaches := func(addr string) func() error {
+		return func() error { _, err := ns.get(addr); return err }
+	}
+	refuses := func(addr string) func() error {
+		return func() error {
+			if _, err := ns.get(addr); !errors.Is(err, syscall.ECONNREFUSED) {
+				return fmt.Errorf("got %v, want connection refused", err)
+			}
+			return nil
+		}
+	}
+	api, apiSlice := addService("api", "10.112.0.21", true)
+	eventually(t, "a second Service is added by a partial sync", reaches("10.112.0.21:80"))
+	if s := p.LastSync(); s.Full || s.Rewritten != 1 {
+		t.Errorf("adding a Service: sync %+v, want a partial one of one service port", s)
+	}
+	if err := c.Delete(ctx, api); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, apiSlice); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "a deleted Service refuses", refuses("10.112.0.21:80"))
+	addService("api2", "10.112.0.21", false)
+	eventually(t, "a new Service on a freed address", reaches("10.112.0.21:80"))
+	eventually(t, "the first Service still answers", reaches("10.112.0.20:80"))
+	if _, err := p.Syncs(); err != nil {
+		t.Errorf("last sync: %v", err)
 	}
 
 	eps.Endpoints = nil

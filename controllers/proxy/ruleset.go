@@ -188,26 +188,45 @@ func localOnly(eps []endpoint) []endpoint {
 	return out
 }
 
-// ruleset fills tx with the whole ruleset for ports, into an emptied table.
-func ruleset(tx *knftables.Transaction, cfg Config, ports []servicePort) {
+// baseChains are the chains every sync keeps, with their hooks.
+var baseChains = []struct {
+	name, hook, typ, priority string
+}{
+	{"nat-prerouting", "prerouting", "nat", "dstnat"},
+	{"nat-output", "output", "nat", "dstnat"},
+	{"nat-postrouting", "postrouting", "nat", "srcnat"},
+	{"filter-output", "output", "filter", "filter - 10"},
+	{"filter-forward", "forward", "filter", "filter - 10"},
+}
+
+// isBaseChain tells the chains that writeBase owns.
+func isBaseChain(name string) bool {
+	switch name {
+	case chainServices, chainMarkMasquerade, chainMasquerading:
+		return true
+	}
+	for _, c := range baseChains {
+		if c.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// writeBase (re)writes the table, its hooked chains, the service maps
+// (emptied) and the rules that do not depend on any Service.
+func writeBase(tx *knftables.Transaction, cfg Config) {
 	tx.Add(&knftables.Table{Comment: ptr.To("skiff service proxy")})
-	tx.Flush(&knftables.Table{})
-	for _, c := range []struct {
-		name, hook, typ, priority string
-	}{
-		{"nat-prerouting", "prerouting", "nat", "dstnat"},
-		{"nat-output", "output", "nat", "dstnat"},
-		{"nat-postrouting", "postrouting", "nat", "srcnat"},
-		{"filter-output", "output", "filter", "filter - 10"},
-		{"filter-forward", "forward", "filter", "filter - 10"},
-	} {
+	for _, c := range baseChains {
 		tx.Add(&knftables.Chain{
 			Name: c.name, Type: ptr.To(knftables.BaseChainType(c.typ)),
 			Hook: ptr.To(knftables.BaseChainHook(c.hook)), Priority: ptr.To(knftables.BaseChainPriority(c.priority)),
 		})
+		tx.Flush(&knftables.Chain{Name: c.name})
 	}
 	for _, name := range []string{chainServices, chainMarkMasquerade, chainMasquerading} {
 		tx.Add(&knftables.Chain{Name: name})
+		tx.Flush(&knftables.Chain{Name: name})
 	}
 	tx.Add(&knftables.Rule{Chain: "nat-prerouting", Rule: "jump " + chainServices})
 	tx.Add(&knftables.Rule{Chain: "nat-output", Rule: "jump " + chainServices})
@@ -220,68 +239,167 @@ func ruleset(tx *knftables.Transaction, cfg Config, ports []servicePort) {
 		tx.Add(&knftables.Rule{Chain: chain, Rule: knftables.Concat("ip daddr", cfg.ServiceCIDR.String(), "reject"),
 			Comment: ptr.To("no service at this address")})
 	}
-
 	tx.Add(&knftables.Map{Name: mapServiceIPs, Type: "ipv4_addr . inet_proto . inet_service : verdict"})
 	tx.Add(&knftables.Map{Name: mapServiceNodePorts, Type: "inet_proto . inet_service : verdict"})
+	tx.Flush(&knftables.Map{Name: mapServiceIPs})
+	tx.Flush(&knftables.Map{Name: mapServiceNodePorts})
 	tx.Add(&knftables.Rule{Chain: chainServices, Rule: "ip daddr . meta l4proto . th dport vmap @" + mapServiceIPs})
 	tx.Add(&knftables.Rule{Chain: chainServices, Rule: "fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @" + mapServiceNodePorts})
+}
 
-	for _, p := range ports {
-		internal := p.endpoints
-		if p.internalLocal {
-			internal = localOnly(internal)
-		}
-		if len(internal) > 0 {
-			svcChain := hashName("svc", p.key)
-			addServiceChain(tx, cfg, svcChain, p, internal, true)
-			tx.Add(&knftables.Element{Map: mapServiceIPs, Key: []string{p.clusterIP, p.protocol, fmt.Sprint(p.port)}, Value: []string{"goto " + svcChain}})
-		}
-		if p.nodePort == 0 {
-			continue
-		}
-		external := p.endpoints
-		if p.externalLocal {
-			external = localOnly(external)
-		}
-		if len(external) == 0 {
-			continue
-		}
-		extChain := hashName("ext", p.key)
-		tx.Add(&knftables.Chain{Name: extChain})
-		if !p.externalLocal {
-			tx.Add(&knftables.Rule{Chain: extChain, Rule: "jump " + chainMarkMasquerade})
-		}
-		target := hashName("svx", p.key)
-		addServiceChain(tx, cfg, target, p, external, false)
-		tx.Add(&knftables.Rule{Chain: extChain, Rule: "goto " + target})
-		tx.Add(&knftables.Element{Map: mapServiceNodePorts, Key: []string{p.protocol, fmt.Sprint(p.nodePort)}, Value: []string{"goto " + extChain}})
+// portRules is everything one service port owns in the table: its chains
+// with their rules, its affinity sets and its map elements. Names derive
+// from the port's key, so an unchanged part keeps its name across syncs.
+type portRules struct {
+	chains   []chainRules
+	sets     []*knftables.Set
+	elements []*knftables.Element
+}
+
+type chainRules struct {
+	name  string
+	rules []string
+}
+
+// rulesFor renders the rules of one service port.
+func rulesFor(cfg Config, p servicePort) *portRules {
+	pr := &portRules{}
+	internal := p.endpoints
+	if p.internalLocal {
+		internal = localOnly(internal)
 	}
+	if len(internal) > 0 {
+		svcChain := hashName("svc", p.key)
+		pr.addServiceChain(cfg, svcChain, p, internal, true)
+		pr.elements = append(pr.elements, &knftables.Element{Map: mapServiceIPs, Key: []string{p.clusterIP, p.protocol, fmt.Sprint(p.port)}, Value: []string{"goto " + svcChain}})
+	}
+	if p.nodePort == 0 {
+		return pr
+	}
+	external := p.endpoints
+	if p.externalLocal {
+		external = localOnly(external)
+	}
+	if len(external) == 0 {
+		return pr
+	}
+	ext := chainRules{name: hashName("ext", p.key)}
+	if !p.externalLocal {
+		ext.rules = append(ext.rules, "jump "+chainMarkMasquerade)
+	}
+	target := hashName("svx", p.key)
+	ext.rules = append(ext.rules, "goto "+target)
+	pr.chains = append(pr.chains, ext)
+	pr.addServiceChain(cfg, target, p, external, false)
+	pr.elements = append(pr.elements, &knftables.Element{Map: mapServiceNodePorts, Key: []string{p.protocol, fmt.Sprint(p.nodePort)}, Value: []string{"goto " + ext.name}})
+	return pr
 }
 
 // addServiceChain adds the chain that picks an endpoint for one service
-// port, and the endpoint chains it jumps to.
-func addServiceChain(tx *knftables.Transaction, cfg Config, name string, p servicePort, eps []endpoint, fromClusterIP bool) {
-	tx.Add(&knftables.Chain{Name: name})
+// port, and the endpoint chains it jumps to (once: the ClusterIP and the
+// NodePort chains share them).
+func (pr *portRules) addServiceChain(cfg Config, name string, p servicePort, eps []endpoint, fromClusterIP bool) {
+	have := map[string]bool{}
+	for _, c := range pr.chains {
+		have[c.name] = true
+	}
+	svc := chainRules{name: name}
 	if fromClusterIP && cfg.MasqueradePodTraffic && cfg.PodCIDR.IsValid() {
-		tx.Add(&knftables.Rule{Chain: name, Rule: knftables.Concat("ip saddr", cfg.PodCIDR.String(), "jump", chainMarkMasquerade)})
+		svc.rules = append(svc.rules, knftables.Concat("ip saddr", cfg.PodCIDR.String(), "jump", chainMarkMasquerade))
 	}
-	epChains := make([]string, len(eps))
+	vmap := make([]string, len(eps))
+	var epChains []chainRules
 	for i, e := range eps {
-		epChains[i] = hashName("ep", p.key, e.ip, fmt.Sprint(e.port))
-		tx.Add(&knftables.Chain{Name: epChains[i]})
+		ep := chainRules{name: hashName("ep", p.key, e.ip, fmt.Sprint(e.port))}
+		vmap[i] = fmt.Sprintf("%d : goto %s", i, ep.name)
+		// The affinity timeout is part of the set's name: a set's timeout
+		// cannot change in place, and a new name gives a fresh set.
+		set := hashName("aff", p.key, e.ip, fmt.Sprint(e.port), fmt.Sprint(p.affinity))
 		if p.affinity > 0 {
-			set := "aff-" + strings.TrimPrefix(epChains[i], "ep-")
-			tx.Add(&knftables.Set{Name: set, Type: "ipv4_addr", Flags: []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
-				Timeout: ptr.To(time.Duration(p.affinity) * time.Second)})
-			tx.Add(&knftables.Rule{Chain: name, Rule: knftables.Concat("ip saddr @"+set, "goto", epChains[i])})
-			tx.Add(&knftables.Rule{Chain: epChains[i], Rule: "update @" + set + " { ip saddr }"})
+			svc.rules = append(svc.rules, knftables.Concat("ip saddr @"+set, "goto", ep.name))
 		}
-		tx.Add(&knftables.Rule{Chain: epChains[i], Rule: knftables.Concat("ip saddr", e.ip, "jump", chainMarkMasquerade)})
-		tx.Add(&knftables.Rule{Chain: epChains[i], Rule: knftables.Concat("meta l4proto", p.protocol, "dnat to", fmt.Sprintf("%s:%d", e.ip, e.port))})
+		if have[ep.name] {
+			continue
+		}
+		have[ep.name] = true
+		if p.affinity > 0 {
+			pr.sets = append(pr.sets, &knftables.Set{Name: set, Type: "ipv4_addr", Flags: []knftables.SetFlag{knftables.DynamicFlag, knftables.TimeoutFlag},
+				Timeout: ptr.To(time.Duration(p.affinity) * time.Second)})
+			ep.rules = append(ep.rules, "update @"+set+" { ip saddr }")
+		}
+		ep.rules = append(ep.rules,
+			knftables.Concat("ip saddr", e.ip, "jump", chainMarkMasquerade),
+			knftables.Concat("meta l4proto", p.protocol, "dnat to", fmt.Sprintf("%s:%d", e.ip, e.port)))
+		epChains = append(epChains, ep)
 	}
-	var vmap []string
-	for i, c := range epChains {
-		vmap = append(vmap, fmt.Sprintf("%d : goto %s", i, c))
+	svc.rules = append(svc.rules, fmt.Sprintf("numgen random mod %d vmap { %s }", len(eps), strings.Join(vmap, " , ")))
+	pr.chains = append(append(pr.chains, svc), epChains...)
+}
+
+// write adds the port's sets, chains (emptied, then filled) and elements.
+func (pr *portRules) write(tx *knftables.Transaction) {
+	for _, s := range pr.sets {
+		tx.Add(s)
 	}
-	tx.Add(&knftables.Rule{Chain: name, Rule: fmt.Sprintf("numgen random mod %d vmap { %s }", len(epChains), strings.Join(vmap, " , "))})
+	// Every chain exists before a rule jumps to it.
+	for _, c := range pr.chains {
+		tx.Add(&knftables.Chain{Name: c.name})
+	}
+	for _, c := range pr.chains {
+		tx.Flush(&knftables.Chain{Name: c.name})
+		for _, r := range c.rules {
+			tx.Add(&knftables.Rule{Chain: c.name, Rule: r})
+		}
+	}
+}
+
+// removal gathers what a sync takes out of the table. Elements go first,
+// chains are flushed before any is deleted (a chain may only go once
+// nothing jumps to it), and sets go last, once no rule names them.
+type removal struct {
+	elements []*knftables.Element
+	chains   []string
+	sets     []string
+}
+
+func (r *removal) flushAndDelete(tx *knftables.Transaction) {
+	for _, c := range r.chains {
+		tx.Flush(&knftables.Chain{Name: c})
+	}
+	for _, c := range r.chains {
+		tx.Delete(&knftables.Chain{Name: c})
+	}
+	for _, s := range r.sets {
+		tx.Delete(&knftables.Set{Name: s})
+	}
+}
+
+func elementID(e *knftables.Element) string {
+	return e.Map + "|" + strings.Join(e.Key, " . ") + "|" + strings.Join(e.Value, " ")
+}
+
+// ruleset fills tx with the whole ruleset for ports, as a full sync into a
+// table that holds nothing else.
+func ruleset(tx *knftables.Transaction, cfg Config, ports []servicePort) {
+	writeBase(tx, cfg)
+	var elements []*knftables.Element
+	for _, p := range ports {
+		pr := rulesFor(cfg, p)
+		pr.write(tx)
+		elements = append(elements, pr.elements...)
+	}
+	for _, e := range elements {
+		tx.Add(e)
+	}
+}
+
+// fingerprint sums up everything the rules of a service port depend on,
+// so that a sync renders and rewrites only the ports whose sum changed.
+func (p *servicePort) fingerprint() uint64 {
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s|%s|%s|%d|%d|%d|%t|%t", p.key, p.clusterIP, p.protocol, p.port, p.nodePort, p.affinity, p.internalLocal, p.externalLocal)
+	for _, e := range p.endpoints {
+		fmt.Fprintf(h, "|%s:%d:%t", e.ip, e.port, e.local)
+	}
+	return h.Sum64()
 }
