@@ -105,10 +105,11 @@ var _ = Describe("Service allocation", func() {
 		}, wait, poll).Should(ContainSubstring("is not in the range 10.112.0.0/16"))
 	})
 
-	It("never gives one ClusterIP twice under concurrent creates", func() {
+	It("gives 200 Services created at once 200 distinct ClusterIPs", func() {
+		const n = 200
 		ns := newNamespace()
 		var wg sync.WaitGroup
-		for i := range 20 {
+		for i := range n {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -117,12 +118,21 @@ var _ = Describe("Service allocation", func() {
 			}()
 		}
 		wg.Wait()
-		seen := map[string]string{}
-		for i := range 20 {
-			svc := readyService(&corev1alpha1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("c%d", i)}})
-			Expect(seen).NotTo(HaveKey(svc.Spec.ClusterIP), "ClusterIP given twice")
-			seen[svc.Spec.ClusterIP] = svc.Name
-		}
+		Eventually(func(g Gomega) {
+			list := &corev1alpha1.ServiceList{}
+			g.Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+			g.Expect(list.Items).To(HaveLen(n))
+			seen := map[string]string{}
+			for _, svc := range list.Items {
+				g.Expect(meta.IsStatusConditionTrue(svc.Status.Conditions, conditions.Ready)).To(BeTrue(), "%s: %v", svc.Name, svc.Status.Conditions)
+				Expect(seen).NotTo(HaveKey(svc.Spec.ClusterIP), "ClusterIP %s given to %s and %s", svc.Spec.ClusterIP, seen[svc.Spec.ClusterIP], svc.Name)
+				seen[svc.Spec.ClusterIP] = svc.Name
+				claim := claimOf(svc.Spec.ClusterIP)
+				g.Expect(claim).NotTo(BeNil(), "no claim for %s", svc.Spec.ClusterIP)
+				g.Expect(claim.Spec.ParentRef).NotTo(BeNil())
+				Expect(claim.Spec.ParentRef.Name).To(Equal(svc.Name), "the claim of %s names another Service", svc.Spec.ClusterIP)
+			}
+		}, 3*time.Minute, time.Second).Should(Succeed())
 	})
 
 	It("never gives one address twice from two allocators racing over a small range", func() {
