@@ -190,7 +190,7 @@ var _ = Describe("Services on real containers", Ordered, func() {
 			victim = p
 			break
 		}
-		pod := &corev1alpha1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: victim}}
+		pod := get(&corev1alpha1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: victim}})(Default)
 		id := containerID(Default, pod, 0)
 		_, _, err := runtime.ExecSync(ctx, id, []string{"rm", "/www/index.html"}, 5*time.Second)
 		Expect(err).NotTo(HaveOccurred())
