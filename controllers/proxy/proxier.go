@@ -81,6 +81,9 @@ type SyncStats struct {
 	Rewritten int
 	// Operations is the size of the nftables transaction.
 	Operations int
+	// Compute is the time spent reading the cache and working out the
+	// transaction; Apply the time nft took to commit it.
+	Compute, Apply time.Duration
 }
 
 // ConntrackCleaner deletes the conntrack entries of UDP flows from a
@@ -191,8 +194,10 @@ func (p *Proxier) Sync(ctx context.Context) error {
 	} else {
 		tx, next, stats = p.partialSync(ports)
 	}
+	stats.Compute = time.Since(start)
 	if err == nil && tx.NumOperations() > 0 {
 		err = p.nft.Run(ctx, tx)
+		stats.Apply = time.Since(start) - stats.Compute
 	}
 	p.mu.Lock()
 	p.syncs++
@@ -231,10 +236,14 @@ func (p *Proxier) fullSync(ctx context.Context, ports []servicePort) (*knftables
 	next := make(map[string]*appliedPort, len(ports))
 	chains, sets := map[string]bool{}, map[string]bool{}
 	var elements []*knftables.Element
+	existed := map[string]bool{}
+	for _, c := range existingChains {
+		existed[c] = true
+	}
 	for i := range ports {
 		pr := rulesFor(p.cfg, ports[i])
 		next[ports[i].key] = &appliedPort{fingerprint: ports[i].fingerprint(), rules: pr}
-		pr.write(tx)
+		pr.write(tx, func(c string) bool { return existed[c] })
 		elements = append(elements, pr.elements...)
 		for _, c := range pr.chains {
 			chains[c.name] = true
@@ -269,6 +278,8 @@ func (p *Proxier) partialSync(ports []servicePort) (*knftables.Transaction, map[
 		rm     removal
 		writes []*portRules
 		adds   []*knftables.Element
+		// chains the table holds now, of the ports being rewritten
+		existed = map[string]bool{}
 	)
 	for i := range ports {
 		sp := &ports[i]
@@ -284,6 +295,9 @@ func (p *Proxier) partialSync(ports []servicePort) (*knftables.Transaction, map[
 		oldRules := &portRules{}
 		if old != nil {
 			oldRules = old.rules
+		}
+		for _, c := range oldRules.chains {
+			existed[c.name] = true
 		}
 		gone, added := diffRules(oldRules, pr)
 		rm.elements = append(rm.elements, gone.elements...)
@@ -307,7 +321,7 @@ func (p *Proxier) partialSync(ports []servicePort) (*knftables.Transaction, map[
 	}
 	for _, pr := range writes {
 		if pr != nil {
-			pr.write(tx)
+			pr.write(tx, func(c string) bool { return existed[c] })
 		}
 	}
 	for _, e := range adds {

@@ -69,7 +69,7 @@ func TestRuleset(t *testing.T) {
 				ready("10.244.0.2", "n1"), ready("10.244.1.2", "n2"), ep{ip: "10.244.0.9", node: "n1"})},
 			want: []string{
 				"add element ip skiff-proxy service-ips { 10.112.0.5 . tcp . 80 : goto svc-",
-				"numgen random mod 2 vmap { 0 : goto ep-",
+				"numgen random mod 2 == 0 goto ep-",
 				"meta l4proto tcp dnat to 10.244.0.2:8080",
 				"meta l4proto tcp dnat to 10.244.1.2:8080",
 				"ip daddr 10.112.0.0/16 reject",
@@ -108,7 +108,7 @@ func TestRuleset(t *testing.T) {
 				s.Spec.InternalTrafficPolicy = ptr.To(corev1.ServiceInternalTrafficPolicyLocal)
 			})},
 			slices:  []corev1alpha1.EndpointSlice{slice("loc", 8080, corev1.ProtocolTCP, ready("10.244.0.2", "n1"), ready("10.244.1.2", "n2"))},
-			want:    []string{"dnat to 10.244.0.2:8080", "numgen random mod 1"},
+			want:    []string{"dnat to 10.244.0.2:8080"},
 			wantNot: []string{"10.244.1.2"},
 		},
 		"client IP affinity": {

@@ -11,7 +11,9 @@ import (
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
@@ -58,6 +60,9 @@ type Options struct {
 	// NodeCIDRMaskSize is the prefix length of each node's pod CIDR; zero
 	// means 24.
 	NodeCIDRMaskSize int
+	// SkipNameValidation lets one process build several managers one after
+	// another (test suites): controller names are otherwise unique per process.
+	SkipNameValidation bool
 }
 
 // New returns a manager with every skiff controller registered. It fails
@@ -77,6 +82,7 @@ func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Host: opts.WebhookHost, Port: opts.WebhookPort, CertDir: opts.WebhookCertDir,
 		}),
+		Controller: config.Controller{SkipNameValidation: ptr.To(opts.SkipNameValidation)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)

@@ -117,7 +117,7 @@ var _ = Describe("Services on real containers", Ordered, func() {
 		ns = newNamespace()
 		gateway = subnet + "1"
 		mgr, err := manager.New(cp.Config, manager.Options{MetricsAddr: "0", ProbeAddr: "0",
-			Areas: []string{"apps", "scheduler", "services"}})
+			Areas: []string{"apps", "scheduler", "services"}, SkipNameValidation: true})
 		Expect(err).NotTo(HaveOccurred())
 		mctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})

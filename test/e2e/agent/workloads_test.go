@@ -45,7 +45,7 @@ var _ = Describe("workloads on real containers", Ordered, func() {
 		// Not the node controllers: IPAM would give the suite's node another
 		// pod CIDR than the agent's flag, and the other specs need neither.
 		mgr, err := manager.New(cp.Config, manager.Options{MetricsAddr: "0", ProbeAddr: "0",
-			Areas: []string{"apps", "batch", "scheduler", "services"}})
+			Areas: []string{"apps", "batch", "scheduler", "services"}, SkipNameValidation: true})
 		Expect(err).NotTo(HaveOccurred())
 		mctx, cancel := context.WithCancel(ctx)
 		stopManager = cancel
