@@ -73,8 +73,8 @@ build: ## Build skiff-controller-manager, skiff-agent (with its skiff-pause sand
 	ln -sf skiff $(BIN)/kubectl-skiff
 
 .PHONY: run
-run: build envtest ## Start a local skiff cluster (API server, CRDs, controllers) in the foreground.
-	$(BIN)/skiff up --data-dir $(CURDIR)/.skiff
+run: build envtest ## Start a local single-node skiff cluster in the foreground (as root; Ctrl-C stops it).
+	$(BIN)/skiff up
 
 ##@ Test
 

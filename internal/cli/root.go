@@ -23,6 +23,10 @@ func NewRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newUpCommand(), newConvertCommand(), newVersionCommand())
+	root.AddCommand(
+		newUpCommand(), newDownCommand(), newImageCommand(),
+		newRolloutCommand(), newGetCommand(), newCordonCommand(true), newCordonCommand(false), newDrainCommand(),
+		newConvertCommand(), newVersionCommand(),
+	)
 	return root
 }

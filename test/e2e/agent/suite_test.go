@@ -32,6 +32,7 @@ import (
 	"github.com/skiff-dev/skiff/api/conditions"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 	"github.com/skiff-dev/skiff/internal/controlplane"
+	"github.com/skiff-dev/skiff/internal/imagebuild"
 	"github.com/skiff-dev/skiff/internal/scheme"
 )
 
@@ -251,34 +252,9 @@ func deleteAllPods() {
 	GinkgoWriter.Printf("Pods still present after 90s: %d\n", len(list.Items))
 }
 
-// busyboxFiles is a root file system of busybox-static: /bin/busybox and a
-// symlink per applet.
+// busyboxFiles is a root file system of busybox-static (internal/imagebuild).
 func busyboxFiles() ([]containerd.File, containerd.ImageConfig, error) {
-	cfg := containerd.ImageConfig{Cmd: []string{"sh"}, Env: []string{"PATH=/bin"}}
-	bb, err := exec.LookPath("busybox")
-	if err != nil {
-		return nil, cfg, err
-	}
-	data, err := os.ReadFile(bb)
-	if err != nil {
-		return nil, cfg, err
-	}
-	out, err := exec.Command(bb, "--list").Output()
-	if err != nil {
-		return nil, cfg, fmt.Errorf("listing busybox applets: %w", err)
-	}
-	files := []containerd.File{
-		{Path: "bin/busybox", Mode: 0o755, Data: data},
-		{Path: "tmp", Mode: os.ModeDir | 0o1777},
-		{Path: "etc/passwd", Mode: 0o644, Data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")},
-		{Path: "etc/group", Mode: 0o644, Data: []byte("root:x:0:\nnogroup:x:65534:\n")},
-	}
-	for _, applet := range strings.Fields(string(out)) {
-		if applet != "busybox" {
-			files = append(files, containerd.File{Path: "bin/" + applet, Mode: os.ModeSymlink | 0o777, Link: "busybox"})
-		}
-	}
-	return files, cfg, nil
+	return imagebuild.Busybox()
 }
 
 // buildBusybox writes the busybox image as a docker-archive for import.
