@@ -80,6 +80,16 @@ func TestAgentE2E(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(containerd.DefaultCNIBinDir, "bridge")); err != nil {
 		t.Skip("skiff-agent end-to-end tests need the CNI plugins in /usr/lib/cni: run hack/deps.sh (as root)")
 	}
+	// One end-to-end suite at a time owns the host's nftables table of the
+	// service proxy (make test runs packages in parallel; test/e2e/up too).
+	hostLock, err := os.OpenFile(filepath.Join(os.TempDir(), "skiff-e2e-host.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostLock.Close()
+	if err := syscall.Flock(int(hostLock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "Agent end-to-end suite")
 }
