@@ -20,6 +20,8 @@ PACKAGES=(
 	conntrack:conntrack
 	busybox-static:busybox
 	docker-registry:docker-registry
+	# The README quick start fetches from a Service with curl.
+	curl:curl
 )
 
 missing=()

@@ -203,7 +203,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	if err := writeUserKubeconfig(cp.KubeconfigPath, c.kubeconfig()); err != nil {
 		return err
 	}
-	state.Processes = childProcesses()
+	state.Processes = append([]process{processOf(os.Getpid(), "skiff up")}, childProcesses()...)
 	if err := c.writeState(state); err != nil {
 		return err
 	}
