@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,6 +165,11 @@ func nodeContainerd(c cluster) (string, error) {
 	if os.Geteuid() != 0 {
 		return "", fmt.Errorf("importing into the node's containerd needs root: sudo skiff image ...")
 	}
+	conn, err := net.DialTimeout("unix", sock, time.Second)
+	if err != nil {
+		return "", fmt.Errorf("the node's containerd at %s does not answer (%v): is `skiff up` running?", sock, err)
+	}
+	_ = conn.Close()
 	return sock, nil
 }
 
