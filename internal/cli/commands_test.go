@@ -228,21 +228,33 @@ var _ = Describe("nodes", Ordered, func() {
 			}
 			return n
 		}
-		Eventually(func() int { return podsOn("cli-0", "web") }, 30*time.Second).Should(BeNumerically(">", 0), "the scheduler spreads the pods")
+		// Drain a node that runs some of the Deployment's pods.
+		target, other := "", ""
+		Eventually(func(g Gomega) {
+			var pods corev1alpha1.PodList
+			g.Expect(k8sClient.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{"app": "web"})).To(Succeed())
+			g.Expect(pods.Items).NotTo(BeEmpty())
+			g.Expect(pods.Items[0].Spec.NodeName).NotTo(BeEmpty())
+			target = pods.Items[0].Spec.NodeName
+		}, 30*time.Second).Should(Succeed())
+		other = simNodes[0]
+		if other == target {
+			other = simNodes[1]
+		}
 
-		out, err := skiff("drain", "cli-0", "--pod-selector", "app in (web,logs)")
-		Expect(err).To(MatchError(ContainSubstring("cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): "+ns+"/logs-")), out)
+		out, err := skiff("drain", target, "--pod-selector", "app in (web,logs)")
+		Expect(err).To(MatchError(ContainSubstring("cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): " + ns + "/logs-")), out)
 
-		out = mustSkiff("drain", "cli-0", "--ignore-daemonsets", "--pod-selector", "app in (web,logs)", "--timeout", "60s")
-		Expect(out).To(ContainSubstring("node/cli-0 already cordoned"))
+		out = mustSkiff("drain", target, "--ignore-daemonsets", "--pod-selector", "app in (web,logs)", "--timeout", "60s")
+		Expect(out).To(ContainSubstring("node/" + target + " already cordoned"))
 		Expect(out).To(ContainSubstring("Warning: ignoring DaemonSet-managed Pods: " + ns + "/logs-"))
 		Expect(out).To(ContainSubstring("evicting pod " + ns + "/web-"))
-		Expect(out).To(HaveSuffix("node/cli-0 drained\n"))
+		Expect(out).To(HaveSuffix("node/" + target + " drained\n"))
 		Expect(strings.Count(out, "evicted\n")).To(Equal(strings.Count(out, "evicting pod")))
 
-		Expect(podsOn("cli-0", "web")).To(BeZero())
-		Expect(podsOn("cli-0", "logs")).To(Equal(1))
-		Eventually(func() int { return podsOn("cli-1", "web") }, 30*time.Second).Should(Equal(4))
-		Expect(mustSkiff("get", "nodes", "cli-0")).To(ContainSubstring("SchedulingDisabled"))
+		Expect(podsOn(target, "web")).To(BeZero())
+		Expect(podsOn(target, "logs")).To(Equal(1))
+		Eventually(func() int { return podsOn(other, "web") }, 30*time.Second).Should(Equal(4))
+		Expect(mustSkiff("get", "nodes", target)).To(ContainSubstring("SchedulingDisabled"))
 	})
 })
