@@ -243,7 +243,7 @@ var _ = Describe("nodes", Ordered, func() {
 		}
 
 		out, err := skiff("drain", target, "--pod-selector", "app in (web,logs)")
-		Expect(err).To(MatchError(ContainSubstring("cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): " + ns + "/logs-")), out)
+		Expect(err).To(MatchError(ContainSubstring("cannot delete DaemonSet-managed Pods (use --ignore-daemonsets to ignore): "+ns+"/logs-")), out)
 
 		out = mustSkiff("drain", target, "--ignore-daemonsets", "--pod-selector", "app in (web,logs)", "--timeout", "60s")
 		Expect(out).To(ContainSubstring("node/" + target + " already cordoned"))
