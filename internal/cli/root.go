@@ -13,15 +13,15 @@ import (
 
 // NewRootCommand returns the skiff command with all its subcommands.
 func NewRootCommand() *cobra.Command {
-	name := "skiff"
-	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-") {
-		name = "kubectl skiff"
-	}
 	root := &cobra.Command{
-		Use:           name,
+		Use:           "skiff",
 		Short:         "skiff runs Kubernetes workloads with controllers built as an operator pack",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+	}
+	if strings.HasPrefix(filepath.Base(os.Args[0]), "kubectl-") {
+		// Run by kubectl as a plugin: usage lines read "kubectl skiff ...".
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl skiff"}
 	}
 	root.AddCommand(
 		newUpCommand(), newDownCommand(), newImageCommand(),
