@@ -290,6 +290,14 @@ func claimDataDir(c cluster, nodeName string) (*upState, error) {
 		if p := (process{PID: prev.PID, Start: startOf(prev)}); prev.PID > 0 && p.alive() && prev.PID != os.Getpid() {
 			return nil, fmt.Errorf("skiff up already runs on %s (pid %d); stop it with `skiff down`", c.dir, prev.PID)
 		}
+		// A skiff up that was killed leaves etcd and kube-apiserver
+		// running on this data directory: end them first.
+		for _, p := range prev.Processes {
+			if p.PID != prev.PID && p.alive() {
+				fmt.Fprintf(os.Stderr, "Stopping %s (pid %d), left by an earlier skiff up\n", p.Name, p.PID)
+				terminate(p, 15*time.Second)
+			}
+		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
