@@ -12,7 +12,9 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/api/resource"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/skiff-dev/skiff/agent"
 	"github.com/skiff-dev/skiff/agent/cri/fake"
@@ -44,6 +46,7 @@ func TestCLI(t *testing.T) {
 }
 
 var _ = BeforeSuite(func() {
+	ctrl.SetLogger(zap.New(zap.WriteTo(GinkgoWriter), zap.UseDevMode(true)))
 	ctx, cancel = context.WithCancel(context.Background())
 	opts := controlplane.Options{}
 	if os.Getenv("SKIFF_TEST_VERBOSE") != "" {
@@ -66,7 +69,9 @@ var _ = BeforeSuite(func() {
 
 	res := node.Resources{CPU: resource.MustParse("8"), Memory: resource.MustParse("32Gi"), EphemeralStorage: resource.MustParse("100Gi")}
 	aopts := agent.Options{
-		Config: cp.Config, Simulated: true, Runtime: fake.New(fake.Options{StartDelay: 100 * time.Millisecond}),
+		// The finalizer, as on real nodes: a deleted pod stays until the
+		// agent has stopped it, so a StatefulSet recreates it only then.
+		Config: cp.Config, Simulated: true, Runtime: fake.New(fake.Options{StartDelay: 100 * time.Millisecond}), UseFinalizer: true,
 		Resync: 200 * time.Millisecond, SteadyResync: time.Second, LeaseInterval: time.Second, StatusInterval: time.Second,
 	}
 	for i, name := range simNodes {
