@@ -236,12 +236,12 @@ func controlPlaneAssets(flag string) (string, error) {
 	if len(missing) == 0 {
 		return dir, nil
 	}
-	return "", fmt.Errorf(`skiff up runs Kubernetes v%s control-plane binaries, and %s is missing in %s (%s).
+	return "", fmt.Errorf(`skiff up runs Kubernetes v%s control-plane binaries; not found in %s: %[3]s (%[4]s).
 They are not downloaded by skiff: build them once with hack/envtest.sh from a skiff clone
 (about 7 minutes; cached in %s, which make run does for you),
 or point --assets-dir (or KUBEBUILDER_ASSETS) at a directory holding kube-apiserver, etcd,
 kube-controller-manager and kubectl`,
-		controlplane.KubernetesVersion, strings.Join(missing, ", "), dir, from, controlplane.DefaultAssetsDir())
+		controlplane.KubernetesVersion, dir, strings.Join(missing, ", "), from, controlplane.DefaultAssetsDir())
 }
 
 // siblingBinary finds a binary installed next to the running skiff (as

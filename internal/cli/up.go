@@ -255,6 +255,10 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 		return err
 	}
 
+	n := &corev1alpha1.Node{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: state.NodeName}, n); err == nil && n.Spec.PodCIDR != "" && n.Spec.PodCIDR != state.PodCIDR {
+		p.say("warning: node %s has spec.podCIDR %s, but its pods get addresses of %s", state.NodeName, n.Spec.PodCIDR, state.PodCIDR)
+	}
 	self := selfPath()
 	fmt.Fprintf(out, `
 skiff is up: a single-node cluster, node %[1]s. In another terminal:
