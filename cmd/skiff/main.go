@@ -4,6 +4,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -12,6 +13,12 @@ import (
 
 func main() {
 	if err := cli.NewRootCommand().Execute(); err != nil {
+		// `skiff exec` ends with the exit code of the command it ran.
+		var exit interface{ ExitStatus() int }
+		if errors.As(err, &exit) {
+			fmt.Fprintf(os.Stderr, "command terminated with exit code %d\n", exit.ExitStatus())
+			os.Exit(exit.ExitStatus())
+		}
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}

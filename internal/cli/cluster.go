@@ -27,6 +27,7 @@ func (c cluster) containerdDir() string { return filepath.Join(c.agentRoot(), "c
 func (c cluster) containerdSock() string {
 	return filepath.Join(c.containerdDir(), "containerd.sock")
 }
+func (c cluster) clientCA() string  { return filepath.Join(c.controlDir(), "client-ca.crt") }
 func (c cluster) logDir() string    { return filepath.Join(c.dir, "logs") }
 func (c cluster) statePath() string { return filepath.Join(c.dir, "up.json") }
 

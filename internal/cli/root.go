@@ -25,6 +25,7 @@ func NewRootCommand() *cobra.Command {
 	}
 	root.AddCommand(
 		newUpCommand(), newDownCommand(), newImageCommand(),
+		newLogsCommand(), newExecCommand(),
 		newRolloutCommand(), newGetCommand(), newCordonCommand(true), newCordonCommand(false), newDrainCommand(),
 		newConvertCommand(), newVersionCommand(),
 	)

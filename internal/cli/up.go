@@ -228,7 +228,15 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	}()
 	p.say("skiff-controller-manager running (log: %s)", filepath.Join(c.logDir(), "manager.log"))
 
-	// 5. skiff-agent with a managed containerd.
+	// 5. skiff-agent with a managed containerd. Its API (logs, exec)
+	// accepts the clients of the API server, the kubeconfig's user among them.
+	clientCA, err := cp.ClientCAFile()
+	if err != nil {
+		return err
+	}
+	if err := copyFile(clientCA, c.clientCA()); err != nil {
+		return err
+	}
 	agent, err := startAgent(c, state, agentBin, pauseBin, logs.agent)
 	if err != nil {
 		return err
@@ -409,6 +417,9 @@ func startAgent(c cluster, s *upState, bin, pause string, log io.Writer) (*agent
 		"--pause-binary", pause,
 		"--pod-cidr", s.PodCIDR,
 		"--service-cluster-ip-range", upServiceCIDR,
+		// The agent API on a free port (the Node publishes it), so that it
+		// never collides with a kubelet or another agent on this host.
+		"--port=0", "--client-ca-file", c.clientCA(),
 		"-v=2",
 	)
 	cmd.Stdout, cmd.Stderr = log, log
@@ -500,4 +511,12 @@ func selfPath() string {
 		}
 	}
 	return exe
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o600)
 }

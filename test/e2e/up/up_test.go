@@ -4,6 +4,7 @@
 // an image built by `skiff image build`, the README's Deployment and
 // Service applied with plain `kubectl apply`, an HTTP request to the
 // Service's ClusterIP from the host (through the agent's nftables proxy),
+// `kubectl skiff` rollout status, get nodes, exec and logs,
 // a restart that brings the objects back, and `skiff down --purge`, after
 // which nothing of the cluster remains on the host.
 //
@@ -133,6 +134,19 @@ func TestSkiffUp(t *testing.T) {
 		t.Errorf("kubectl skiff get nodes:\n%s", nodes)
 	}
 	c.expectServed("hello from skiff\n")
+
+	// logs and exec through the node's agent API, with the kubeconfig's user.
+	pod := strings.TrimSpace(mustRun(t, c.kubectlCmd("get", "spod", "-l", "app=hello", "-o", "jsonpath={.items[0].metadata.name}")))
+	if got := mustRun(t, c.kubectlCmd("skiff", "exec", pod, "--", "cat", "/www/index.html")); got != "hello from skiff\n" {
+		t.Errorf("kubectl skiff exec: %q", got)
+	}
+	exit := c.kubectlCmd("skiff", "exec", pod, "--", "sh", "-c", "exit 3")
+	if out, err := exit.CombinedOutput(); exit.ProcessState == nil || exit.ProcessState.ExitCode() != 3 {
+		t.Errorf("kubectl skiff exec of a command that exits 3: %v\n%s", err, out)
+	}
+	if got := mustRun(t, c.kubectlCmd("skiff", "logs", pod, "--tail", "5")); !strings.Contains(got, "response:200") {
+		t.Errorf("kubectl skiff logs shows no request httpd served:\n%s", got)
+	}
 
 	// 3. skiff down keeps the data; skiff up brings the objects back and
 	// the agent runs the pods again.
