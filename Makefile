@@ -16,12 +16,15 @@ export PATH := $(BIN):$(PATH)
 CONTROLLER_GEN_VERSION ?= v0.23.0
 GINKGO_VERSION ?= $(shell $(GO) list -m -f '{{.Version}}' github.com/onsi/ginkgo/v2 2>/dev/null)
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+HELM_VERSION ?= v3.22.0
+HELM := $(BIN)/helm-$(HELM_VERSION)
 
 # Kubernetes version of the control plane that tests and `skiff up` run.
 K8S_VERSION ?= 1.36.3
 export K8S_VERSION
 
 CRD_DIR := config/crd/bases
+CHART_DIR := config/helm/skiff
 GO_TEST_FLAGS ?= -count=1
 
 ##@ General
@@ -40,6 +43,13 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs (then finish them with hack/crdpat
 	$(CONTROLLER_GEN) rbac:roleName=skiff-manager paths=./internal/... paths=./controllers/... output:rbac:artifacts:config=config/rbac
 	$(CONTROLLER_GEN) rbac:roleName=skiff-agent paths=./agent output:rbac:artifacts:config=config/rbac/agent
 	$(CONTROLLER_GEN) webhook paths=./controllers/... output:webhook:artifacts:config=config/webhook
+	@# The kustomize base lists every CRD; the Helm chart carries copies of the CRDs, RBAC and webhooks.
+	{ sed -n '1,/^resources:/p' config/crd/kustomization.yaml; for f in $(CRD_DIR)/*.yaml; do echo "- bases/$${f##*/}"; done; } > config/crd/kustomization.yaml.new
+	mv config/crd/kustomization.yaml.new config/crd/kustomization.yaml
+	rm -f $(CHART_DIR)/files/crds/*.yaml
+	cp $(CRD_DIR)/*.yaml $(CHART_DIR)/files/crds/
+	cp config/rbac/role.yaml config/rbac/agent_role.yaml $(CHART_DIR)/files/rbac/
+	cp config/webhook/manifests.yaml $(CHART_DIR)/files/webhook/
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
@@ -87,12 +97,21 @@ envtest: deps ## Provide kube-apiserver, kube-controller-manager, etcd and kubec
 	@hack/envtest.sh >/dev/null
 
 .PHONY: test
-test: envtest vet verify ## Install what is missing, then run every test.
-	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" $(GO) test $(GO_TEST_FLAGS) ./...
+test: envtest vet verify helm ## Install what is missing, then run every test.
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" SKIFF_HELM=$(HELM) $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
 bench: envtest ## Run the benchmarks and print their figures (first run builds kube-scheduler and kwok).
 	KUBEBUILDER_ASSETS="$$(hack/envtest.sh --bench)" $(GO) test -run '^$$' -bench . -benchmem -timeout 60m ./...
+
+.PHONY: helm
+helm: $(HELM) ## Build the pinned helm into bin/ (the chart tests use it).
+
+$(HELM):
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+	mv $(BIN)/helm $(HELM)
+	ln -sf $(notdir $(HELM)) $(BIN)/helm
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(BIN)

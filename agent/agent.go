@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/knftables"
@@ -101,6 +102,9 @@ type Options struct {
 	ServiceProxy *proxy.Config
 	// Ready, when set, is closed once every node is registered.
 	Ready chan<- struct{}
+	// MetricsAddr serves Prometheus metrics and ProbeAddr /healthz and
+	// /readyz; empty or "0" disables them.
+	MetricsAddr, ProbeAddr string
 }
 
 // Run registers the nodes and runs their pods until ctx ends.
@@ -121,8 +125,8 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	mgr, err := ctrl.NewManager(opts.Config, manager.Options{
 		Scheme:                 s,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
-		HealthProbeBindAddress: "0",
+		Metrics:                metricsserver.Options{BindAddress: orZero(opts.MetricsAddr)},
+		HealthProbeBindAddress: orZero(opts.ProbeAddr),
 		Cache: cache.Options{
 			ByObject: map[client.Object]cache.ByObject{&corev1alpha1.Pod{}: {Field: podSelector}},
 		},
@@ -130,6 +134,12 @@ func Run(ctx context.Context, opts Options) error {
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
 	}
 	direct, err := client.New(opts.Config, client.Options{Scheme: s})
 	if err != nil {
@@ -284,6 +294,15 @@ func startDNS(ctx context.Context, mgr ctrl.Manager, addr, domain string) error 
 		return err
 	}
 	return mgr.Add(srv)
+}
+
+// orZero turns an empty address into "0", which controller-runtime reads as
+// "do not serve".
+func orZero(addr string) string {
+	if addr == "" {
+		return "0"
+	}
+	return addr
 }
 
 // registerAll registers the nodes with a bounded number in flight.

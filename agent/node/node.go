@@ -150,7 +150,7 @@ func (n *Node) Register(ctx context.Context) error {
 	if err := n.postStatus(ctx, true); err != nil {
 		return err
 	}
-	return n.renewLease(ctx)
+	return observeLeaseRenewal(n.renewLease(ctx))
 }
 
 // Run renews the Lease and posts the status until ctx ends. Ticks start at
@@ -167,7 +167,7 @@ func (n *Node) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-leaseT.C:
-			if err := n.renewLease(ctx); err != nil && ctx.Err() == nil {
+			if err := observeLeaseRenewal(n.renewLease(ctx)); err != nil && ctx.Err() == nil {
 				log.Error(err, "Renewing the node lease failed")
 			}
 			leaseT.Reset(n.opts.LeaseInterval)

@@ -123,6 +123,8 @@ type podState struct {
 	// volumesRefreshed is when ConfigMap, Secret and downward API
 	// contents were last written.
 	volumesRefreshed time.Time
+	// seen is when the agent first saw the pod.
+	seen time.Time
 }
 
 // NewNode returns the pod runner of one node.
@@ -162,7 +164,7 @@ func (n *Node) state(pod *corev1alpha1.Pod) *podState {
 	defer n.mu.Unlock()
 	ps, ok := n.pods[pod.UID]
 	if !ok {
-		ps = &podState{key: client.ObjectKeyFromObject(pod), waiting: map[string]Waiting{}, pullFailed: map[string]time.Time{}}
+		ps = &podState{key: client.ObjectKeyFromObject(pod), waiting: map[string]Waiting{}, pullFailed: map[string]time.Time{}, seen: n.opts.Now()}
 		ps.probes = newProbeSet(n, ps.key)
 		n.pods[pod.UID] = ps
 	}
@@ -429,6 +431,7 @@ func (n *Node) patchStatus(ctx context.Context, pod *corev1alpha1.Pod, ps *podSt
 		}
 		return fmt.Errorf("patching the status of pod %s: %w", klog.KObj(pod), err)
 	}
+	observePodStart(ps, pod, st, n.opts.Now())
 	ps.status = st.DeepCopy()
 	return nil
 }

@@ -87,6 +87,8 @@ func run() error {
 		logMaxSize     = fs.String("container-log-max-size", "10Mi", "size at which a container's log file is rotated")
 		logMaxFiles    = fs.Int("container-log-max-files", logs.DefaultMaxFiles, "most log files a container keeps, the current one included (at least 2)")
 		logInterval    = fs.Duration("container-log-monitor-interval", logs.DefaultInterval, "how often container log sizes are checked")
+		metricsAddr    = fs.String("metrics-bind-address", "0", `address of the Prometheus metrics endpoint, e.g. ":10264"; "0" disables it`)
+		probeAddr      = fs.String("health-probe-bind-address", "0", `address of /healthz and /readyz, e.g. ":10265"; "0" disables them`)
 		insecure       = fs.String("insecure-registry", "", "comma-separated host:port registries a managed containerd reaches over plain HTTP (127.0.0.1:5000 and localhost:5000 always are)")
 	)
 	klog.InitFlags(fs)
@@ -103,6 +105,7 @@ func run() error {
 		return fmt.Errorf("loading kubeconfig: %w", err)
 	}
 	opts := agent.Options{Config: cfg, RootDir: *rootDir, Events: *events, Workers: *workers, ClusterDomain: *clusterDomain}
+	opts.MetricsAddr, opts.ProbeAddr = *metricsAddr, *probeAddr
 	opts.ClusterDNS = splitList(*clusterDNS)
 	switch *runtimeKind {
 	case "fake":

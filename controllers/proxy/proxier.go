@@ -204,6 +204,7 @@ func (p *Proxier) Sync(ctx context.Context) error {
 	p.lastError = err
 	p.lastSync = stats
 	p.mu.Unlock()
+	observeSync(start, err)
 	if err != nil {
 		// The table may differ from what we know: rewrite all of it next.
 		p.needFull = true

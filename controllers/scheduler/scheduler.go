@@ -303,6 +303,7 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod) {
 			s.preempt(ctx, pi, cand)
 		}
 		s.queue.AddUnschedulable(qp, false)
+		observeAttempt(resultUnschedulable, s.clock.Since(start), qp.timestamp, s.clock.Now())
 		s.async(func() { s.reportUnschedulable(ctx, pi, fe) })
 		return
 	}
@@ -316,9 +317,11 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod) {
 				return
 			}
 			log.Info("Binding failed, retrying after back-off", "node", node, "err", err.Error())
+			observeAttempt(resultError, s.clock.Since(start), qp.timestamp, s.clock.Now())
 			s.queue.AddUnschedulable(qp, true)
 			return
 		}
+		observeAttempt(resultScheduled, s.clock.Since(start), qp.timestamp, s.clock.Now())
 		s.cache.FinishBinding(pi.key, s.clock.Now())
 		s.queue.Done(pi.key)
 	})

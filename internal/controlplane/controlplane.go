@@ -242,6 +242,18 @@ func (cp *ControlPlane) ClientCAFile() (string, error) {
 	return path, nil
 }
 
+// AddUser returns a client configuration for a new user, authenticated by a
+// client certificate, in the given groups. With no privileged group it may do
+// only what RBAC grants it, which lets tests run a component bound to its
+// own role.
+func (cp *ControlPlane) AddUser(name string, groups ...string) (*rest.Config, error) {
+	user, err := cp.env.ControlPlane.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("creating user %s: %w", name, err)
+	}
+	return user.Config(), nil
+}
+
 // WebhookServer returns where the API server calls skiff's webhooks, when
 // Options.Webhooks was set.
 func (cp *ControlPlane) WebhookServer() WebhookServer {
