@@ -9,6 +9,7 @@ import (
 
 	"github.com/skiff-dev/skiff/api/conditions"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/internal/kstatus"
 )
 
 // AgentVersion is what the Node reports as its kubelet version.
@@ -77,6 +78,7 @@ func ComputeStatus(prev corev1alpha1.NodeStatus, in StatusInput) corev1alpha1.No
 	} else {
 		set(conditions.Ready, metav1.ConditionFalse, corev1alpha1.ReasonAgentNotReady, "The container runtime is not ready: "+in.RuntimeMessage)
 	}
+	kstatus.SyncWithReady(&st.Conditions)
 	st.DisplayStatus = DisplayStatus(st.Conditions, in.Unschedulable)
 	return st
 }

@@ -251,6 +251,7 @@ func ComputePodStatus(in StatusInput) corev1alpha1.PodStatus {
 		set(corev1alpha1.ContainersReady, false, "", ReasonContainersNotReady, msg)
 		set(conditions.Ready, false, "", ReasonContainersNotReady, msg)
 	}
+	setProgress(&st)
 	sort.Slice(st.Conditions, func(i, j int) bool {
 		return conditionOrder(st.Conditions[i].Type) < conditionOrder(st.Conditions[j].Type)
 	})

@@ -116,8 +116,15 @@ func TestComputePodStatus(t *testing.T) {
 			if st.HostIP != "192.0.2.1" || st.StartTime == nil || st.QOSClass == "" {
 				t.Errorf("hostIP, startTime and qosClass must be set: %+v", st)
 			}
-			if len(st.Conditions) != 4 {
-				t.Errorf("want the 4 pod conditions, got %v", st.Conditions)
+			progress := 0
+			if meta.FindStatusCondition(st.Conditions, conditions.Reconciling) != nil || meta.FindStatusCondition(st.Conditions, conditions.Stalled) != nil {
+				progress = 1
+			}
+			if wantProgress := !tc.want.podReady && st.Phase != corev1.PodSucceeded; wantProgress != (progress == 1) {
+				t.Errorf("a pod has Reconciling or Stalled exactly when it is neither ready nor succeeded (kstatus): %v", st.Conditions)
+			}
+			if len(st.Conditions) != 4+progress {
+				t.Errorf("want the 4 pod conditions and at most one of Reconciling and Stalled, got %v", st.Conditions)
 			}
 		})
 	}

@@ -21,6 +21,7 @@ import (
 
 	batchv1alpha1 "github.com/skiff-dev/skiff/api/batch/v1alpha1"
 	"github.com/skiff-dev/skiff/api/conditions"
+	"github.com/skiff-dev/skiff/internal/kstatus"
 )
 
 // jobOwnerIndex indexes Jobs by the UID of their controlling CronJob.
@@ -284,7 +285,8 @@ func (r *CronJobReconciler) deleteJob(ctx context.Context, cj *batchv1alpha1.Cro
 func (r *CronJobReconciler) patchStatus(ctx context.Context, before *batchv1alpha1.CronJob, s *cronJobScope, reconcileErr error) error {
 	cj := s.cronJob
 	cj.Status.ObservedGeneration = cj.Generation
-	meta.SetStatusCondition(&cj.Status.Conditions, cronJobReadyCondition(cj, reconcileErr))
+	ready := cronJobReadyCondition(cj, reconcileErr)
+	kstatus.SetReady(&cj.Status.Conditions, ready, kstatus.FromReady(ready, conditions.ReasonInvalidSpec))
 	if err := r.client.Status().Patch(ctx, cj, client.MergeFrom(before)); err != nil {
 		return client.IgnoreNotFound(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/skiff-dev/skiff/api/conditions"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 	"github.com/skiff-dev/skiff/controllers/podcontrol"
+	"github.com/skiff-dev/skiff/internal/kstatus"
 	"github.com/skiff-dev/skiff/internal/podutil"
 )
 
@@ -397,6 +398,10 @@ func computeJobStatus(job *batchv1alpha1.Job, pods []*corev1alpha1.Pod, now time
 		st.DisplayStatus = "Running"
 		summary.Status, summary.Reason, summary.Message = metav1.ConditionFalse, conditions.ReasonProgressing, fmt.Sprintf("%d active, %d succeeded, %d failed", active, st.Succeeded, st.Failed)
 	}
-	meta.SetStatusCondition(&st.Conditions, summary)
+	kstatus.SetReady(&st.Conditions, summary, jobProgress[st.DisplayStatus])
 	return st
 }
+
+// jobProgress is what a display status means to kstatus; any other state
+// is in progress (the zero value).
+var jobProgress = map[string]kstatus.Progress{"Complete": kstatus.Done, "Suspended": kstatus.Done, "Failed": kstatus.Stalled}

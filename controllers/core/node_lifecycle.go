@@ -11,6 +11,7 @@ import (
 
 	"github.com/skiff-dev/skiff/api/conditions"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/internal/kstatus"
 )
 
 // NodeLeaseNamespace holds one Lease per Node, named like the Node, that
@@ -80,6 +81,7 @@ func unknownStatus(status corev1alpha1.NodeStatus, unschedulable bool) *corev1al
 		Reason:  corev1alpha1.ReasonNodeStatusUnknown,
 		Message: "Agent stopped renewing the node's Lease.",
 	})
+	kstatus.SyncWithReady(&out.Conditions, corev1alpha1.ReasonNodeStatusUnknown)
 	out.DisplayStatus = "Unknown"
 	if unschedulable {
 		out.DisplayStatus += ",SchedulingDisabled"

@@ -8,7 +8,6 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/skiff-dev/skiff/api/conditions"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/internal/kstatus"
 )
 
 // AllocationFinalizer keeps a Service until its claims are released.
@@ -93,7 +93,8 @@ func (r *ServiceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ 
 	}
 	statusBefore := svc.DeepCopy()
 	svc.Status.ObservedGeneration = svc.Generation
-	meta.SetStatusCondition(&svc.Status.Conditions, readyCondition(svc, allocErr))
+	ready := readyCondition(svc, allocErr)
+	kstatus.SetReady(&svc.Status.Conditions, ready, kstatus.FromReady(ready, ReasonAllocationFailed))
 	if err := r.client.Status().Patch(ctx, svc, client.MergeFrom(statusBefore)); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
