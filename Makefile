@@ -50,6 +50,14 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs (then finish them with hack/crdpat
 	cp $(CRD_DIR)/*.yaml $(CHART_DIR)/files/crds/
 	cp config/rbac/role.yaml config/rbac/agent_role.yaml $(CHART_DIR)/files/rbac/
 	cp config/webhook/manifests.yaml $(CHART_DIR)/files/webhook/
+	@# Argo CD health checks: config/argocd/health.lua for every kind.
+	{ echo "# Argo CD health checks for every skiff kind, generated from health.lua by make manifests."; \
+	  echo "# kubectl -n argocd patch configmap argocd-cm --patch-file config/argocd/argocd-cm.yaml"; \
+	  echo "data:"; \
+	  for f in $(CRD_DIR)/*.yaml; do \
+	    echo "  resource.customizations.health.$$(sed -n 's/^  group: //p' $$f)_$$(sed -n 's/^    kind: //p' $$f): |"; \
+	    sed '/^$$/!s/^/    /' config/argocd/health.lua; \
+	  done; } > config/argocd/argocd-cm.yaml
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate DeepCopy methods.
