@@ -205,7 +205,7 @@ var _ = Describe("config/default with kustomize", Ordered, func() {
 		Expect(k8sClient.Delete(ctx, pod)).To(Succeed())
 		Eventually(func() bool {
 			return apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), &corev1alpha1.Pod{}))
-		}).WithTimeout(30 * time.Second).Should(BeTrue(), "the agent removes its finalizer")
+		}).WithTimeout(30*time.Second).Should(BeTrue(), "the agent removes its finalizer")
 
 		By("following Services and EndpointSlices for the proxy")
 		c, err := cache.New(restricted, cache.Options{Scheme: testScheme})
