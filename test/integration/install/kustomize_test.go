@@ -234,7 +234,7 @@ var _ = Describe("config/default with kustomize", Ordered, func() {
 	})
 
 	It("is removed with kubectl delete -k", func() {
-		_, err := run(cp.KubectlPath, "--kubeconfig", cp.KubeconfigPath, "delete", "-k", "config/default", "--wait")
+		_, err := run(cp.KubectlPath, "--kubeconfig", cp.KubeconfigPath, "delete", "-k", "config/default", "--wait", "--timeout=3m")
 		Expect(err).NotTo(HaveOccurred())
 		waitCRDsGone()
 		Expect(apierrors.IsNotFound(k8sClient.Get(ctx, client.ObjectKey{Name: "skiff-agent"}, &rbacv1.ClusterRole{}))).To(BeTrue())
