@@ -105,8 +105,8 @@ envtest: deps ## Provide kube-apiserver, kube-controller-manager, etcd and kubec
 	@hack/envtest.sh >/dev/null
 
 .PHONY: test
-test: envtest vet verify helm ## Install what is missing, then run every test.
-	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" SKIFF_HELM=$(HELM) $(GO) test $(GO_TEST_FLAGS) ./...
+test: envtest vet verify ## Install what is missing, then run every test (the Helm chart test builds helm with `make helm`).
+	KUBEBUILDER_ASSETS="$$(hack/envtest.sh)" $(GO) test $(GO_TEST_FLAGS) ./...
 
 .PHONY: bench
 bench: envtest ## Run the benchmarks and print their figures (first run builds kube-scheduler and kwok).
