@@ -26,6 +26,7 @@ import (
 
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 	storagev1alpha1 "github.com/skiff-dev/skiff/api/storage/v1alpha1"
+	"github.com/skiff-dev/skiff/internal/kstatus"
 )
 
 // Name is the scheduler's name in events and logs.
@@ -461,6 +462,7 @@ func (s *Scheduler) reportUnschedulable(ctx context.Context, pi *podInfo, fe *fi
 			Type: corev1alpha1.PodScheduled, Status: metav1.ConditionFalse,
 			Reason: corev1alpha1.ReasonUnschedulable, Message: msg,
 		})
+		kstatus.SetProgress(&p.Status.Conditions, kstatus.InProgress, metav1.Condition{Reason: corev1alpha1.ReasonUnschedulable, Message: msg, ObservedGeneration: p.Generation})
 	})
 	if err != nil && !apierrors.IsNotFound(err) {
 		ctrl.LoggerFrom(ctx).Error(err, "Reporting unschedulable pod failed", "pod", klog.KObj(pi.pod))

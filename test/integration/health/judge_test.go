@@ -30,6 +30,10 @@ type verdict struct {
 	Kstatus     kstatus.Status
 	Argo        string
 	ArgoMessage string
+	// Observed: the status is about the current generation.
+	Observed bool
+	// Object is the object judged.
+	Object *unstructured.Unstructured
 }
 
 // toLua converts a decoded JSON value the way Argo CD hands objects to its
@@ -74,25 +78,22 @@ func argoHealth(u *unstructured.Unstructured) (string, string) {
 	return hs.RawGetString("status").String(), hs.RawGetString("message").String()
 }
 
-// unstructuredOf returns obj as the API returns it, with its kind.
-func unstructuredOf(obj client.Object) *unstructured.Unstructured {
-	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
-	Expect(err).NotTo(HaveOccurred())
-	u := &unstructured.Unstructured{Object: m}
-	gvk, err := apiutil.GVKForObject(obj, testScheme)
-	Expect(err).NotTo(HaveOccurred())
-	u.SetGroupVersionKind(gvk)
-	return u
-}
-
-// judge fetches obj afresh and returns the verdicts of kstatus and of the
-// Argo CD script on it.
+// judge fetches obj afresh, as the API serves it, into obj and returns the
+// verdicts of kstatus and of the Argo CD script on it, and whether its
+// controller has reported on its current generation.
 func judge(g Gomega, obj client.Object) verdict {
-	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), obj)).To(Succeed())
-	u := unstructuredOf(obj)
+	gvk, err := apiutil.GVKForObject(obj, testScheme)
+	g.Expect(err).NotTo(HaveOccurred())
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(obj), u)).To(Succeed())
+	g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, obj)).To(Succeed())
 	ks, _ := kstatus.Compute(u)
 	health, msg := argoHealth(u)
-	return verdict{Kstatus: ks, Argo: health, ArgoMessage: msg}
+	og, found, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration")
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	observed := (found && og == u.GetGeneration()) || (!found && len(conds) > 0)
+	return verdict{Kstatus: ks, Argo: health, ArgoMessage: msg, Observed: observed, Object: u}
 }
 
 // argoFor is what Argo CD must say for a kstatus verdict.
@@ -111,10 +112,11 @@ func expectHealth(obj client.Object, want kstatus.Status, argo ...string) {
 	var last verdict
 	Eventually(func(g Gomega) {
 		last = judge(g, obj)
+		g.Expect(last.Observed).To(BeTrue(), "the controller has reported on the current generation")
 		g.Expect(last.Kstatus).To(Equal(want))
 		g.Expect(last.Argo).To(Equal(wantArgo), "Argo CD message: %s", last.ArgoMessage)
 	}).WithTimeout(45*time.Second).Should(Succeed(), "%T %s", obj, client.ObjectKeyFromObject(obj))
-	checkConventions(unstructuredOf(obj), want)
+	checkConventions(last.Object, want)
 }
 
 // checkConventions checks the kstatus conventions on an object's status:
@@ -123,12 +125,10 @@ func expectHealth(obj client.Object, want kstatus.Status, argo ...string) {
 // neither while a not-Current one has exactly one.
 func checkConventions(u *unstructured.Unstructured, verdict kstatus.Status) {
 	gen := u.GetGeneration()
-	if og, found, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration"); found || u.GetKind() != "Node" {
-		Expect(og).To(Equal(gen), "%s %s: status.observedGeneration", u.GetKind(), u.GetName())
-	}
 	raw, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	trueTypes := map[string]bool{}
 	var ready map[string]any
+	unscheduled := false
 	for _, c := range raw {
 		m := c.(map[string]any)
 		if m["status"] == "True" {
@@ -137,10 +137,18 @@ func checkConventions(u *unstructured.Unstructured, verdict kstatus.Status) {
 		if m["type"] == conditions.Ready {
 			ready = m
 		}
+		unscheduled = unscheduled || (m["type"] == "PodScheduled" && m["status"] == "False")
 	}
-	Expect(ready).NotTo(BeNil(), "%s %s has a Ready condition", u.GetKind(), u.GetName())
-	if u.GetKind() != "Node" {
-		Expect(ready["observedGeneration"]).To(BeEquivalentTo(gen), "%s %s: Ready's observedGeneration", u.GetKind(), u.GetName())
+	// Nodes are reported on by their agent, whatever their generation; a
+	// pod no node fits has only the scheduler's word.
+	if og, found, _ := unstructured.NestedInt64(u.Object, "status", "observedGeneration"); found || (u.GetKind() != "Node" && !unscheduled) {
+		Expect(og).To(Equal(gen), "%s %s: status.observedGeneration", u.GetKind(), u.GetName())
+	}
+	if !unscheduled {
+		Expect(ready).NotTo(BeNil(), "%s %s has a Ready condition", u.GetKind(), u.GetName())
+		if u.GetKind() != "Node" {
+			Expect(ready["observedGeneration"]).To(BeEquivalentTo(gen), "%s %s: Ready's observedGeneration", u.GetKind(), u.GetName())
+		}
 	}
 	Expect(trueTypes[conditions.Reconciling] && trueTypes[conditions.Stalled]).To(BeFalse(), "Reconciling and Stalled at once")
 	progress := trueTypes[conditions.Reconciling] || trueTypes[conditions.Stalled]

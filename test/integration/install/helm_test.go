@@ -43,6 +43,7 @@ var _ = Describe("the Helm chart", Ordered, func() {
 	var helm func(args ...string) (string, error)
 
 	BeforeAll(func() {
+		waitCRDsGone() // another spec's install is gone
 		bin := helmBinary()
 		home := GinkgoT().TempDir()
 		helm = func(args ...string) (string, error) {

@@ -213,6 +213,7 @@ var _ = Describe("config/default with kustomize", Ordered, func() {
 		cctx, cstop := context.WithCancel(ctx)
 		defer cstop()
 		go func() { _ = c.Start(cctx) }()
+		Expect(c.WaitForCacheSync(cctx)).To(BeTrue())
 		p := proxy.New(knftables.NewFake(knftables.IPv4Family, proxy.TableName), c, proxy.Config{NodeName: nodeName})
 		sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
 		defer scancel()
