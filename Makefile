@@ -48,7 +48,8 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs (then finish them with hack/crdpat
 	mv config/crd/kustomization.yaml.new config/crd/kustomization.yaml
 	rm -f $(CHART_DIR)/files/crds/*.yaml
 	cp $(CRD_DIR)/*.yaml $(CHART_DIR)/files/crds/
-	cp config/rbac/role.yaml config/rbac/agent_role.yaml $(CHART_DIR)/files/rbac/
+	cp config/rbac/role.yaml $(CHART_DIR)/files/rbac/
+	cp config/rbac/agent/role.yaml $(CHART_DIR)/files/rbac/agent_role.yaml
 	cp config/webhook/manifests.yaml $(CHART_DIR)/files/webhook/
 	@# Argo CD health checks: config/argocd/health.lua for every kind.
 	{ echo "# Argo CD health checks for every skiff kind, generated from health.lua by make manifests."; \

@@ -78,7 +78,7 @@ var _ = Describe("the Helm chart", Ordered, func() {
 			Expect(got.Annotations).To(HaveKeyWithValue("helm.sh/resource-policy", "keep"))
 		}
 		Expect(rulesOf(find(objs, "ClusterRole", "skiff-manager"))).To(Equal(fileRules("role.yaml")))
-		Expect(rulesOf(find(objs, "ClusterRole", "skiff-agent"))).To(Equal(fileRules("agent_role.yaml")))
+		Expect(rulesOf(find(objs, "ClusterRole", "skiff-agent"))).To(Equal(fileRules("agent/role.yaml")))
 
 		wantHooks, err := config.ValidatingWebhooks()
 		Expect(err).NotTo(HaveOccurred())

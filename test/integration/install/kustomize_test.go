@@ -95,7 +95,7 @@ var _ = Describe("config/default with kustomize", Ordered, func() {
 		Expect(names(objs, "ClusterRoleBinding")).To(ConsistOf("skiff-manager", "skiff-agent"))
 		Expect(names(objs, "ServiceAccount")).To(ConsistOf("skiff-controller-manager", "skiff-agent"))
 		Expect(rulesOf(find(objs, "ClusterRole", "skiff-manager"))).To(Equal(fileRules("role.yaml")))
-		Expect(rulesOf(find(objs, "ClusterRole", "skiff-agent"))).To(Equal(fileRules("agent_role.yaml")))
+		Expect(rulesOf(find(objs, "ClusterRole", "skiff-agent"))).To(Equal(fileRules("agent/role.yaml")))
 		deploy := find(objs, "Deployment", "skiff-controller-manager")
 		Expect(deploy).NotTo(BeNil())
 		Expect(deploy.GetNamespace()).To(Equal("skiff-system"))
