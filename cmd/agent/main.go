@@ -72,7 +72,7 @@ func run() error {
 		pauseBinary    = fs.String("pause-binary", "", "static pause binary for the sandbox image of a managed containerd (default: skiff-pause next to this binary)")
 		clusterDNS     = fs.String("cluster-dns", "", "comma-separated DNS server addresses for ClusterFirst pods (default: the agent's own cluster DNS on a real node, see --serve-cluster-dns)")
 		clusterDomain  = fs.String("cluster-domain", "cluster.local", "cluster DNS domain")
-		serveDNS       = fs.Bool("serve-cluster-dns", true, "on a real node, serve the cluster domain on port 53 of the gateway address of the node's pod CIDR (the pod bridge), which every pod of the node reaches")
+		serveDNS       = fs.String("serve-cluster-dns", "auto", "serve the cluster domain on port 53 of the gateway address (the first) of the node's pod CIDR, which every pod of the node reaches: true, false, or auto (true with --containerd=managed, whose pod bridge the agent configures; with an external runtime, set --pod-cidr to its pod network and this to true)")
 		serviceCIDR    = fs.String("service-cluster-ip-range", "10.112.0.0/16", "range of Service ClusterIPs, as skiff-controller-manager's flag; the proxy rejects addresses in it that match no Service")
 		proxyMode      = fs.String("proxy-mode", "nftables", "service proxy on real nodes: nftables, or none")
 		evictionHard   = fs.String("eviction-hard", node.DefaultEvictionHardFlags, "thresholds below which the node reports MemoryPressure, DiskPressure or PIDPressure, in the kubelet's syntax (signal<quantity or signal<percent%, comma-separated; signals memory.available, nodefs.available, nodefs.inodesFree, imagefs.available, imagefs.inodesFree, pid.available); the agent does not evict pods")
@@ -207,7 +207,12 @@ func run() error {
 		if err := opts.LogRotation.Validate(); err != nil {
 			return err
 		}
-		if *serveDNS {
+		switch *serveDNS {
+		case "true", "false", "auto":
+		default:
+			return fmt.Errorf("--serve-cluster-dns must be true, false or auto, not %q", *serveDNS)
+		}
+		if *serveDNS == "true" || *serveDNS == "auto" && *containerdMode == "managed" {
 			gw, err := podGateway(nodePodCIDR)
 			if err != nil {
 				return err
