@@ -313,7 +313,10 @@ func planDaemonRollingUpdate(ds *appsv1alpha1.DaemonSet, desired int, byNode map
 					unavailable++
 				}
 			case !available(old):
+				// Replacing it costs no availability, but its node is
+				// unavailable already and counts against the budget.
 				allowed = append(allowed, old)
+				unavailable++
 			case unavailable >= maxUnavailableN:
 			default:
 				candidates = append(candidates, old)

@@ -224,6 +224,16 @@ func TestPlanDaemonRollingUpdate(t *testing.T) {
 			pods:       []*corev1alpha1.Pod{pod("a", "n1", "new", false), pod("b", "n2", "old", false), pod("c", "n3", "old", true)},
 			wantDelete: []string{"b"},
 		},
+		"an unavailable old pod uses the budget: no available pod goes with it": {
+			ds:         strategy(1, 0),
+			pods:       []*corev1alpha1.Pod{pod("a", "n1", "old", false), pod("b", "n2", "old", true), pod("c", "n3", "old", true)},
+			wantDelete: []string{"a"},
+		},
+		"maxUnavailable 2 with one old pod unavailable: one available pod goes too": {
+			ds:         strategy(2, 0),
+			pods:       []*corev1alpha1.Pod{pod("a", "n1", "old", true), pod("b", "n2", "old", false), pod("c", "n3", "old", true)},
+			wantDelete: []string{"b", "a"},
+		},
 		"maxSurge 1: start one new pod next to an old one": {
 			ds:         strategy(0, 1),
 			pods:       []*corev1alpha1.Pod{pod("a", "n1", "old", true), pod("b", "n2", "old", true)},

@@ -208,12 +208,11 @@ func (r *JobReconciler) trackFinishedPods(ctx context.Context, s *jobScope) erro
 			case matched && action == "FailJob":
 				setFailureTarget(job, batchv1alpha1.ReasonPodFailurePolicy,
 					fmt.Sprintf("Container of pod %s matched rule %d of the pod failure policy", pod.Name, rule), s.now)
-			case matched && action == "FailIndex":
-				if idx, ok := completionIndex(pod); ok {
-					failed := parseIndexes(ptrOr(job.Status.FailedIndexes, ""), int(ptrOr(job.Spec.Completions, 0)))
-					failed[idx] = true
-					job.Status.FailedIndexes = ptrTo(failed.String())
-				}
+			}
+			if idx, ok := completionIndex(pod); ok && indexFailed(job, pod, action, matched) {
+				failed := parseIndexes(ptrOr(job.Status.FailedIndexes, ""), int(ptrOr(job.Spec.Completions, 0)))
+				failed[idx] = true
+				job.Status.FailedIndexes = ptrTo(failed.String())
 			}
 			uncounted.Failed = append(uncounted.Failed, pod.UID)
 		}
@@ -324,7 +323,7 @@ func (r *JobReconciler) manageActive(ctx context.Context, s *jobScope, active []
 	created, err := podcontrol.SlowStartBatch(len(plan.create), 1, func() error {
 		idx := plan.create[next]
 		next++
-		pod := newJobPod(job, ref, idx, indexFailureCount(s.pods, idx))
+		pod := newJobPod(job, ref, idx, indexFailureCount(job, s.pods, idx))
 		if err := r.pods.CreatePod(ctx, pod, job); err != nil {
 			return err
 		}

@@ -35,7 +35,9 @@ const (
 
 // podOutcome tells whether a pod has finished and how. A pod being deleted
 // before it succeeded counts as failed, unless podReplacementPolicy Failed
-// asks to wait until it has actually failed, as upstream.
+// asks to wait until it has actually failed, as upstream; a deleted pod
+// that its node has already let go of has stopped, whatever phase it
+// shows (see releasedByNode).
 func podOutcome(job *batchv1alpha1.Job, pod *corev1alpha1.Pod) outcome {
 	switch pod.Status.Phase {
 	case corev1.PodSucceeded:
@@ -43,10 +45,28 @@ func podOutcome(job *batchv1alpha1.Job, pod *corev1alpha1.Pod) outcome {
 	case corev1.PodFailed:
 		return outcomeFailed
 	}
-	if pod.DeletionTimestamp != nil && !onlyReplaceFailed(job) {
+	if pod.DeletionTimestamp != nil && (!onlyReplaceFailed(job) || releasedByNode(pod)) {
 		return outcomeFailed
 	}
 	return outcomeNone
+}
+
+// releasedByNode tells whether a pod being deleted is held by nothing but
+// the Job's tracking finalizer: its node has stopped its containers and
+// removed its own finalizer, or it never reached a node. Nobody will write
+// a terminal phase on it any more, so podReplacementPolicy Failed must not
+// wait for one: upstream's kubelet and pod garbage collector set Failed on
+// such pods, and skiff's agent does not.
+func releasedByNode(pod *corev1alpha1.Pod) bool {
+	if pod.DeletionTimestamp == nil {
+		return false
+	}
+	for _, f := range pod.Finalizers {
+		if f != batchv1alpha1.JobTrackingFinalizer {
+			return false
+		}
+	}
+	return true
 }
 
 func onlyReplaceFailed(job *batchv1alpha1.Job) bool {
@@ -223,7 +243,7 @@ func planPods(job *batchv1alpha1.Job, pods, active []*corev1alpha1.Pod) podPlan 
 	if onlyReplaceFailed(job) {
 		occupying = nil
 		for _, p := range pods {
-			if podutil.IsActive(p) || (p.DeletionTimestamp != nil && !podutil.IsTerminal(p)) {
+			if podutil.IsActive(p) || (p.DeletionTimestamp != nil && !podutil.IsTerminal(p) && !releasedByNode(p)) {
 				occupying = append(occupying, p)
 			}
 		}
@@ -278,8 +298,9 @@ func planPods(job *batchv1alpha1.Job, pods, active []*corev1alpha1.Pod) podPlan 
 }
 
 // indexFailureCount is how often an index has failed so far, read from the
-// failure-count annotation of its latest failed pod, as upstream.
-func indexFailureCount(pods []*corev1alpha1.Pod, index int) int {
+// failure-count annotation of its latest failed pod, as upstream: a
+// failure the pod failure policy ignores does not add to it.
+func indexFailureCount(job *batchv1alpha1.Job, pods []*corev1alpha1.Pod, index int) int {
 	if index < 0 {
 		return 0
 	}
@@ -289,9 +310,36 @@ func indexFailureCount(pods []*corev1alpha1.Pod, index int) int {
 			continue
 		}
 		n, _ := strconv.Atoi(p.Annotations[AnnotationIndexFailureCount])
+		if action, _, ok := matchFailurePolicy(job.Spec.PodFailurePolicy, p); ok && action == batchv1.PodFailurePolicyActionIgnore {
+			count = max(count, n)
+			continue
+		}
 		count = max(count, n+1)
 	}
 	return count
+}
+
+// indexFailed tells whether a counted failure of an Indexed Job's pod
+// fails the pod's index, as upstream's isIndexFailed: a FailIndex rule of
+// the pod failure policy matched it, or the index has used up
+// backoffLimitPerIndex (the pod's failure-count annotation says how often
+// the index failed before it).
+func indexFailed(job *batchv1alpha1.Job, pod *corev1alpha1.Pod, action batchv1.PodFailurePolicyAction, matched bool) bool {
+	if !isIndexed(job) {
+		return false
+	}
+	if matched && action == batchv1.PodFailurePolicyActionFailIndex {
+		return true
+	}
+	limit := job.Spec.BackoffLimitPerIndex
+	if limit == nil {
+		return false
+	}
+	n, err := strconv.Atoi(pod.Annotations[AnnotationIndexFailureCount])
+	if err != nil {
+		n = 0
+	}
+	return int32(n) >= *limit
 }
 
 // backoffRemaining is how long pod creation must still wait after the

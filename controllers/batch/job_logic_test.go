@@ -184,3 +184,117 @@ func TestBackoffRemaining(t *testing.T) {
 		})
 	}
 }
+
+func TestIndexFailed(t *testing.T) {
+	failedPod := func(failures string, exitCode int32) *corev1alpha1.Pod {
+		p := indexedPod(1, corev1.PodFailed)
+		if failures != "" {
+			p.Annotations[AnnotationIndexFailureCount] = failures
+		}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "main", State: corev1.ContainerState{
+			Terminated: &corev1.ContainerStateTerminated{ExitCode: exitCode}}}}
+		return p
+	}
+	indexed := func(perIndex *int32, rules ...batchv1.PodFailurePolicyRule) *batchv1alpha1.Job {
+		return jobWith(func(j *batchv1alpha1.Job) {
+			j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+			j.Spec.Completions = ptr.To[int32](3)
+			j.Spec.BackoffLimitPerIndex = perIndex
+			if len(rules) > 0 {
+				j.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: rules}
+			}
+		})
+	}
+	failIndexOn42 := batchv1.PodFailurePolicyRule{Action: batchv1.PodFailurePolicyActionFailIndex,
+		OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{42}}}
+	tests := map[string]struct {
+		job  *batchv1alpha1.Job
+		pod  *corev1alpha1.Pod
+		want bool
+	}{
+		"backoffLimitPerIndex 0: the first failure fails the index":  {job: indexed(ptr.To[int32](0)), pod: failedPod("0", 1), want: true},
+		"backoffLimitPerIndex 1: the first failure is retried":       {job: indexed(ptr.To[int32](1)), pod: failedPod("0", 1), want: false},
+		"backoffLimitPerIndex 1: the second failure fails the index": {job: indexed(ptr.To[int32](1)), pod: failedPod("1", 1), want: true},
+		"a pod without the annotation is its index's first try":      {job: indexed(ptr.To[int32](1)), pod: failedPod("", 1), want: false},
+		"no backoffLimitPerIndex: indexes never fail by count":       {job: indexed(nil), pod: failedPod("7", 1), want: false},
+		"a FailIndex rule fails the index at once":                   {job: indexed(ptr.To[int32](5), failIndexOn42), pod: failedPod("0", 42), want: true},
+		"a FailIndex rule that does not match leaves the count":      {job: indexed(ptr.To[int32](5), failIndexOn42), pod: failedPod("0", 1), want: false},
+		"a NonIndexed Job has no indexes to fail": {job: jobWith(func(j *batchv1alpha1.Job) { j.Spec.BackoffLimitPerIndex = ptr.To[int32](0) }),
+			pod: failedPod("0", 1), want: false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			action, _, matched := matchFailurePolicy(tc.job.Spec.PodFailurePolicy, tc.pod)
+			if got := indexFailed(tc.job, tc.pod, action, matched); got != tc.want {
+				t.Errorf("indexFailed = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestIndexFailureCount(t *testing.T) {
+	failed := func(idx int, failures string, exitCode int32) *corev1alpha1.Pod {
+		p := indexedPod(idx, corev1.PodFailed)
+		p.Annotations[AnnotationIndexFailureCount] = failures
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "main", State: corev1.ContainerState{
+			Terminated: &corev1.ContainerStateTerminated{ExitCode: exitCode}}}}
+		return p
+	}
+	ignore3 := jobWith(func(j *batchv1alpha1.Job) {
+		j.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{Action: batchv1.PodFailurePolicyActionIgnore,
+			OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{3}}}}}
+	})
+	tests := map[string]struct {
+		job  *batchv1alpha1.Job
+		pods []*corev1alpha1.Pod
+		want int
+	}{
+		"no failure yet":                   {job: ignore3, pods: []*corev1alpha1.Pod{indexedPod(1, corev1.PodRunning)}, want: 0},
+		"one after the latest failure":     {job: ignore3, pods: []*corev1alpha1.Pod{failed(1, "0", 1), failed(1, "1", 1)}, want: 2},
+		"other indexes do not count":       {job: ignore3, pods: []*corev1alpha1.Pod{failed(2, "4", 1)}, want: 0},
+		"an ignored failure adds nothing":  {job: ignore3, pods: []*corev1alpha1.Pod{failed(1, "0", 1), failed(1, "1", 3)}, want: 1},
+		"an ignored first failure is free": {job: ignore3, pods: []*corev1alpha1.Pod{failed(1, "0", 3)}, want: 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := indexFailureCount(tc.job, tc.pods, 1); got != tc.want {
+				t.Errorf("indexFailureCount = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPodOutcome(t *testing.T) {
+	deleted := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	pod := func(phase corev1.PodPhase, deleting bool, finalizers ...string) *corev1alpha1.Pod {
+		p := &corev1alpha1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Finalizers: finalizers}, Status: corev1alpha1.PodStatus{Phase: phase}}
+		if deleting {
+			p.DeletionTimestamp = &deleted
+		}
+		return p
+	}
+	byDefault := jobWith(func(*batchv1alpha1.Job) {})
+	onlyFailed := jobWith(func(j *batchv1alpha1.Job) { j.Spec.PodReplacementPolicy = ptr.To(batchv1.Failed) })
+	const agent = "skiff.dev/agent"
+	tests := map[string]struct {
+		job  *batchv1alpha1.Job
+		pod  *corev1alpha1.Pod
+		want outcome
+	}{
+		"running":                          {job: byDefault, pod: pod(corev1.PodRunning, false), want: outcomeNone},
+		"succeeded":                        {job: byDefault, pod: pod(corev1.PodSucceeded, false), want: outcomeSucceeded},
+		"succeeded, then deleted":          {job: byDefault, pod: pod(corev1.PodSucceeded, true), want: outcomeSucceeded},
+		"failed":                           {job: onlyFailed, pod: pod(corev1.PodFailed, false), want: outcomeFailed},
+		"deleted while running":            {job: byDefault, pod: pod(corev1.PodRunning, true, agent, batchv1alpha1.JobTrackingFinalizer), want: outcomeFailed},
+		"replace only failed: stopping":    {job: onlyFailed, pod: pod(corev1.PodRunning, true, agent, batchv1alpha1.JobTrackingFinalizer), want: outcomeNone},
+		"replace only failed: node let go": {job: onlyFailed, pod: pod(corev1.PodRunning, true, batchv1alpha1.JobTrackingFinalizer), want: outcomeFailed},
+		"replace only failed: never bound": {job: onlyFailed, pod: pod(corev1.PodPending, true, batchv1alpha1.JobTrackingFinalizer), want: outcomeFailed},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if got := podOutcome(tc.job, tc.pod); got != tc.want {
+				t.Errorf("podOutcome = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/config"
@@ -60,6 +61,10 @@ type Options struct {
 	// NodeCIDRMaskSize is the prefix length of each node's pod CIDR; zero
 	// means 24.
 	NodeCIDRMaskSize int
+	// JobClock is the clock of the Job and CronJob controllers (schedules,
+	// deadlines, back-off, TTLs); nil means the real clock. Tests move it
+	// ahead instead of waiting.
+	JobClock clock.PassiveClock
 	// SkipNameValidation lets one process build several managers one after
 	// another (test suites): controller names are otherwise unique per process.
 	SkipNameValidation bool

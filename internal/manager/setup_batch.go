@@ -13,10 +13,14 @@ func init() { Register("batch", setupBatch) }
 
 func setupBatch(mgr ctrl.Manager, opts Options) error {
 	ctx := context.Background()
-	if err := batch.NewJobReconciler(mgr.GetClient(), clock.RealClock{}, mgr.GetEventRecorder("job-controller")).SetupWithManager(ctx, mgr); err != nil {
+	var clk clock.PassiveClock = clock.RealClock{}
+	if opts.JobClock != nil {
+		clk = opts.JobClock
+	}
+	if err := batch.NewJobReconciler(mgr.GetClient(), clk, mgr.GetEventRecorder("job-controller")).SetupWithManager(ctx, mgr); err != nil {
 		return err
 	}
-	if err := batch.NewCronJobReconciler(mgr.GetClient(), clock.RealClock{}, mgr.GetEventRecorder("cronjob-controller")).SetupWithManager(mgr); err != nil {
+	if err := batch.NewCronJobReconciler(mgr.GetClient(), clk, mgr.GetEventRecorder("cronjob-controller")).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if opts.Webhooks {
