@@ -301,4 +301,3 @@ var _ = Describe("DaemonSet on simulated nodes", func() {
 		Eventually(revisions).Should(Equal(map[string]int64{h1: 3, h3: 4}))
 	})
 })
-

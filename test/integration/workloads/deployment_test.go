@@ -267,4 +267,3 @@ var _ = Describe("Deployment on simulated nodes", func() {
 		Expect(get(rs).Spec.Replicas).To(HaveValue(BeZero()))
 	})
 })
-

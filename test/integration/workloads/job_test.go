@@ -128,7 +128,9 @@ var _ = Describe("Job on simulated nodes", func() {
 	It("runs completions with never more than parallelism pods, counts each once and completes", func() {
 		ns := newNamespace("job")
 		w := watchJob(ns, nil)
-		job := newJob(ns, 0, 0.3, func(j *batchv1alpha1.Job) { j.Spec.Completions, j.Spec.Parallelism = ptr.To[int32](5), ptr.To[int32](2) })
+		job := newJob(ns, 0, 0.3, func(j *batchv1alpha1.Job) {
+			j.Spec.Completions, j.Spec.Parallelism = ptr.To[int32](5), ptr.To[int32](2)
+		})
 		Eventually(jobCondition(job, batchv1alpha1.JobComplete)).Should(Equal(batchv1alpha1.ReasonCompletionsReached))
 		expectAllReleased(ns)
 		stopWatch(w.PodWatch)
@@ -336,7 +338,9 @@ var _ = Describe("Job on simulated nodes", func() {
 					}
 				}
 			})
-			job := newJob(ns, 0, 0.2, func(j *batchv1alpha1.Job) { j.Spec.Completions, j.Spec.Parallelism = ptr.To[int32](6), ptr.To[int32](3) })
+			job := newJob(ns, 0, 0.2, func(j *batchv1alpha1.Job) {
+				j.Spec.Completions, j.Spec.Parallelism = ptr.To[int32](6), ptr.To[int32](3)
+			})
 			Eventually(jobCondition(job, batchv1alpha1.JobComplete)).Should(Equal(batchv1alpha1.ReasonCompletionsReached))
 			Eventually(func() []corev1alpha1.Pod { return pods(ns) }).Should(BeEmpty(), "every deleted pod is released once counted")
 			stopWatch(w.PodWatch)
@@ -378,7 +382,9 @@ var _ = Describe("Job on simulated nodes", func() {
 		It("resumes counting after restarts mid-run: no pod lost, none counted twice, none extra", func() {
 			ns := newNamespace("job-restart")
 			w := watchJob(ns, nil)
-			job := newJob(ns, 0, 0.5, func(j *batchv1alpha1.Job) { j.Spec.Completions, j.Spec.Parallelism = ptr.To[int32](6), ptr.To[int32](2) })
+			job := newJob(ns, 0, 0.5, func(j *batchv1alpha1.Job) {
+				j.Spec.Completions, j.Spec.Parallelism = ptr.To[int32](6), ptr.To[int32](2)
+			})
 			Eventually(func() int32 { return get(job).Status.Succeeded }).Should(BeNumerically(">=", 1))
 			restartManager()
 			Eventually(func() int32 { return get(job).Status.Succeeded }).Should(BeNumerically(">=", 3))
@@ -393,7 +399,9 @@ var _ = Describe("Job on simulated nodes", func() {
 
 		It("counts pods that finished and were deleted while the manager was down", func() {
 			ns := newNamespace("job-down")
-			job := newJob(ns, 0, 1, func(j *batchv1alpha1.Job) { j.Spec.Completions, j.Spec.Parallelism = ptr.To[int32](2), ptr.To[int32](2) })
+			job := newJob(ns, 0, 1, func(j *batchv1alpha1.Job) {
+				j.Spec.Completions, j.Spec.Parallelism = ptr.To[int32](2), ptr.To[int32](2)
+			})
 			Eventually(func() []corev1alpha1.Pod { return activePods(ns) }).Should(HaveLen(2))
 			Expect(mgr.Stop()).To(Succeed())
 			restarted := false
