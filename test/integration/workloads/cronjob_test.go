@@ -176,4 +176,73 @@ var _ = Describe("CronJob on simulated nodes", func() {
 		Consistently(jobs.get).Should(Equal(map[string]int{name: 1}))
 		jobs.stop()
 	})
+
+	It("follows its timeZone", func() {
+		ns := newNamespace("cron-tz")
+		jobs := watchJobCreations(ns)
+		cj := newCronJob(ns, func(cj *batchv1alpha1.CronJob) { cj.Spec.TimeZone = ptr.To("Asia/Tokyo") })
+		tokyo, err := time.LoadLocation("Asia/Tokyo")
+		Expect(err).NotTo(HaveOccurred())
+		created := get(cj).CreationTimestamp.Time.In(tokyo)
+		at := time.Date(created.Year(), created.Month()+1, 1, 0, 0, 0, 0, tokyo)
+		name := fmt.Sprintf("cj-%d", at.Unix()/60)
+		jobClock.SetNow(at.Add(-time.Minute))
+		tickCronJob(cj)
+		Consistently(jobs.get).Should(BeEmpty(), "not before midnight in Tokyo")
+		jobClock.SetNow(at.Add(10 * time.Second))
+		tickCronJob(cj)
+		Eventually(jobs.get).Should(Equal(map[string]int{name: 1}))
+		jobs.stop()
+	})
+
+	It("skips a schedule time it is too late for by startingDeadlineSeconds, and runs nothing while suspended", func() {
+		ns := newNamespace("cron-late")
+		jobs := watchJobCreations(ns)
+		late := newCronJob(ns, func(cj *batchv1alpha1.CronJob) { cj.Spec.StartingDeadlineSeconds = ptr.To[int64](60) })
+		suspended := newCronJob(ns, func(cj *batchv1alpha1.CronJob) { cj.Name = "off"; cj.Spec.Suspend = ptr.To(true) })
+		at, _ := scheduleAfter(get(late).CreationTimestamp.Time, 1)
+		jobClock.SetNow(at.Add(5 * time.Minute))
+		tickCronJob(late)
+		tickCronJob(suspended)
+		Eventually(func() []string { return cronEvents(late) }).Should(ContainElement(ContainSubstring("more than startingDeadlineSeconds")))
+		Consistently(jobs.get).Should(BeEmpty())
+		Expect(get(late).Status.LastScheduleTime).To(HaveValue(HaveField("Time", BeTemporally("==", at))), "the missed time is not tried again")
+
+		By("resuming: the most recent schedule time runs")
+		update(suspended, func(cj *batchv1alpha1.CronJob) { cj.Spec.Suspend = ptr.To(false) })
+		Eventually(jobs.get).Should(Equal(map[string]int{fmt.Sprintf("off-%d", at.Unix()/60): 1}))
+		jobs.stop()
+	})
+
+	It("with concurrencyPolicy Replace replaces a Job still running, and with Forbid waits for it", func() {
+		ns := newNamespace("cron-concurrency")
+		jobs := watchJobCreations(ns)
+		long := func(cj *batchv1alpha1.CronJob) {
+			cj.Spec.JobTemplate.Spec.Template.Annotations[fake.AnnotationRunSeconds] = "600"
+		}
+		replace := newCronJob(ns, long, func(cj *batchv1alpha1.CronJob) { cj.Name = "replace"; cj.Spec.ConcurrencyPolicy = "Replace" })
+		forbid := newCronJob(ns, long, func(cj *batchv1alpha1.CronJob) { cj.Name = "forbid"; cj.Spec.ConcurrencyPolicy = "Forbid" })
+		first, _ := scheduleAfter(get(replace).CreationTimestamp.Time, 1)
+		second, _ := scheduleAfter(get(replace).CreationTimestamp.Time, 2)
+		r1, r2 := fmt.Sprintf("replace-%d", first.Unix()/60), fmt.Sprintf("replace-%d", second.Unix()/60)
+		f1, f2 := fmt.Sprintf("forbid-%d", first.Unix()/60), fmt.Sprintf("forbid-%d", second.Unix()/60)
+		jobClock.SetNow(first.Add(10 * time.Second))
+		tickCronJob(replace)
+		tickCronJob(forbid)
+		Eventually(jobs.get).Should(Equal(map[string]int{r1: 1, f1: 1}))
+		Eventually(func() int { return len(activePods(ns)) }).Should(Equal(2), "both Jobs run a pod")
+
+		jobClock.SetNow(second.Add(10 * time.Second))
+		tickCronJob(replace)
+		tickCronJob(forbid)
+		Eventually(jobs.get).Should(Equal(map[string]int{r1: 1, f1: 1, r2: 1}))
+		Eventually(func() bool {
+			err := k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: r1}, &batchv1alpha1.Job{})
+			return err != nil
+		}).Should(BeTrue(), "the replaced Job is deleted")
+		Eventually(func() []string { return cronEvents(forbid) }).Should(ContainElement(ContainSubstring("JobAlreadyActive")))
+		Consistently(jobs.get).ShouldNot(HaveKey(f2))
+		Expect(get(forbid).Status.Active).To(HaveLen(1))
+		jobs.stop()
+	})
 })

@@ -137,6 +137,7 @@ func (p *daemonPool) waitRolledOut(ds *appsv1alpha1.DaemonSet, image string, nod
 func watchDaemonUnavailability(ns string, names []string) (*utils.PodWatch, *int, *int) {
 	GinkgoHelper()
 	worstUnavailable, worstPerNode := new(int), new(int)
+	daemonWorstAt = ""
 	w, err := utils.WatchPods(ctx, k8sClient, ns, func(all map[types.UID]*corev1alpha1.Pod) {
 		available, perNode := map[string]bool{}, map[string]int{}
 		for _, p := range all {
@@ -155,11 +156,17 @@ func watchDaemonUnavailability(ns string, names []string) (*utils.PodWatch, *int
 				missing++
 			}
 		}
-		*worstUnavailable = max(*worstUnavailable, missing)
+		if missing > *worstUnavailable {
+			*worstUnavailable, daemonWorstAt = missing, describePodMap(all)
+		}
 	})
 	Expect(err).NotTo(HaveOccurred())
 	return w, worstUnavailable, worstPerNode
 }
+
+// daemonWorstAt describes the pods when the most recent daemon watch saw
+// its worst unavailability.
+var daemonWorstAt string
 
 func rollingDaemon(maxUnavailable, maxSurge int32) func(*appsv1alpha1.DaemonSet) {
 	return func(ds *appsv1alpha1.DaemonSet) {
@@ -213,7 +220,7 @@ var _ = Describe("DaemonSet on simulated nodes", func() {
 			update(ds, setDaemonImage("agent:2"))
 			p.waitRolledOut(ds, "agent:2", names...)
 			stopWatch(w)
-			Expect(*worstUnavailable).To(BeNumerically("<=", maxUnavailable), "nodes without an available daemon pod")
+			Expect(*worstUnavailable).To(BeNumerically("<=", maxUnavailable), "nodes without an available daemon pod:\n%s", daemonWorstAt)
 			if maxSurge == 0 {
 				Expect(*worstPerNode).To(Equal(1))
 			} else {
@@ -251,13 +258,13 @@ var _ = Describe("DaemonSet on simulated nodes", func() {
 			}
 			return false
 		}).Should(BeTrue())
-		Consistently(func() int { return *worstUnavailable }, "2s").Should(Equal(1))
+		Consistently(func() int { return *worstUnavailable }, "2s").Should(Equal(1), func() string { return daemonWorstAt })
 
 		By("node a comes back and the update goes on")
 		p.restartNode(names[0])
 		p.waitRolledOut(ds, "agent:2", names...)
 		stopWatch(w)
-		Expect(*worstUnavailable).To(Equal(1))
+		Expect(*worstUnavailable).To(Equal(1), daemonWorstAt)
 	})
 
 	It("keeps its template history as ControllerRevisions, renumbers a template that comes back, and prunes beyond the limit", func() {

@@ -90,8 +90,8 @@ var _ = Describe("Deployment on simulated nodes", func() {
 			update(d, setImage("web:2"))
 			d = waitRolledOut(d)
 			stopWatch(w)
-			Expect(x.maxActive).To(BeNumerically("<=", int(replicas)+wantSurge), "more pods than replicas+maxSurge")
-			Expect(x.minAvailable).To(BeNumerically(">=", int(replicas)-wantUnavailable), "fewer available pods than replicas-maxUnavailable")
+			Expect(x.maxActive).To(BeNumerically("<=", int(replicas)+wantSurge), "more pods than replicas+maxSurge:\n%s", x.atMax)
+			Expect(x.minAvailable).To(BeNumerically(">=", int(replicas)-wantUnavailable), "fewer available pods than replicas-maxUnavailable:\n%s", x.atMin)
 
 			Expect(d.Annotations).To(HaveKeyWithValue(appsv1alpha1.AnnotationRevision, "2"))
 			Expect(replicaSetOf(ns, "web:1").Spec.Replicas).To(HaveValue(BeZero()))
@@ -108,7 +108,7 @@ var _ = Describe("Deployment on simulated nodes", func() {
 		d := waitRolledOut(newDeployment(ns, 4, "web:1", rolling("1", "1")))
 		w, x := watchExtremes(ns, nil)
 		// web:2 never becomes ready: its rollout stops part-way.
-		update(d, func(d *appsv1alpha1.Deployment) { setImage("web:2")(d); crashing(&d.Spec.Template) })
+		update(d, func(d *appsv1alpha1.Deployment) { setImage("web:2")(d); unschedulable(&d.Spec.Template) })
 		Eventually(func(g Gomega) {
 			rs := replicaSetOf(ns, "web:2")
 			g.Expect(rs).NotTo(BeNil())
@@ -116,12 +116,12 @@ var _ = Describe("Deployment on simulated nodes", func() {
 		}).Should(Succeed())
 		update(d, func(d *appsv1alpha1.Deployment) {
 			setImage("web:3")(d)
-			d.Spec.Template.Annotations = nil
+			d.Spec.Template.Spec.NodeSelector = nil
 		})
 		d = waitRolledOut(d)
 		stopWatch(w)
-		Expect(x.maxActive).To(BeNumerically("<=", 5))
-		Expect(x.minAvailable).To(BeNumerically(">=", 3))
+		Expect(x.maxActive).To(BeNumerically("<=", 5), x.atMax)
+		Expect(x.minAvailable).To(BeNumerically(">=", 3), x.atMin)
 		Expect(replicaSetOf(ns, "web:2").Spec.Replicas).To(HaveValue(BeZero()))
 		Expect(replicaSetOf(ns, "web:1").Spec.Replicas).To(HaveValue(BeZero()))
 		Expect(d.Annotations).To(HaveKeyWithValue(appsv1alpha1.AnnotationRevision, "3"))
@@ -162,7 +162,7 @@ var _ = Describe("Deployment on simulated nodes", func() {
 		ns := newNamespace("proportional")
 		d := waitRolledOut(newDeployment(ns, 10, "web:1", rolling("3", "2")))
 		// The new pods never become ready: the rollout rests at 8 old and 5 new.
-		update(d, func(d *appsv1alpha1.Deployment) { setImage("web:2")(d); crashing(&d.Spec.Template) })
+		update(d, func(d *appsv1alpha1.Deployment) { setImage("web:2")(d); unschedulable(&d.Spec.Template) })
 		Eventually(func(g Gomega) {
 			g.Expect(replicaSetOf(ns, "web:1").Spec.Replicas).To(HaveValue(BeEquivalentTo(8)))
 			g.Expect(replicaSetOf(ns, "web:2").Spec.Replicas).To(HaveValue(BeEquivalentTo(5)))
@@ -200,7 +200,7 @@ var _ = Describe("Deployment on simulated nodes", func() {
 	It("reports ProgressDeadlineExceeded when a rollout stops progressing, and progresses again on a new template", func() {
 		ns := newNamespace("deadline")
 		d := waitRolledOut(newDeployment(ns, 2, "web:1", func(d *appsv1alpha1.Deployment) { d.Spec.ProgressDeadlineSeconds = ptr.To[int32](3) }))
-		update(d, func(d *appsv1alpha1.Deployment) { setImage("web:2")(d); crashing(&d.Spec.Template) })
+		update(d, func(d *appsv1alpha1.Deployment) { setImage("web:2")(d); unschedulable(&d.Spec.Template) })
 		Eventually(func(g Gomega) {
 			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(d), d)).To(Succeed())
 			c := meta.FindStatusCondition(d.Status.Conditions, appsv1alpha1.DeploymentProgressing)
@@ -211,7 +211,7 @@ var _ = Describe("Deployment on simulated nodes", func() {
 		}).Should(Succeed())
 		Expect(meta.IsStatusConditionTrue(d.Status.Conditions, appsv1alpha1.DeploymentAvailable)).To(BeTrue(), "the old pods keep serving")
 
-		update(d, func(d *appsv1alpha1.Deployment) { setImage("web:3")(d); d.Spec.Template.Annotations = nil })
+		update(d, func(d *appsv1alpha1.Deployment) { setImage("web:3")(d); d.Spec.Template.Spec.NodeSelector = nil })
 		d = waitRolledOut(d)
 		Expect(meta.FindStatusCondition(d.Status.Conditions, appsv1alpha1.DeploymentProgressing)).To(HaveField("Reason", appsv1alpha1.ReasonNewReplicaSetAvailable))
 	})
@@ -234,8 +234,8 @@ var _ = Describe("Deployment on simulated nodes", func() {
 		restartManager()
 		waitRolledOut(d)
 		stopWatch(w)
-		Expect(x.maxActive).To(BeNumerically("<=", 8))
-		Expect(x.minAvailable).To(BeNumerically(">=", 5))
+		Expect(x.maxActive).To(BeNumerically("<=", 8), x.atMax)
+		Expect(x.minAvailable).To(BeNumerically(">=", 5), x.atMin)
 		Expect(replicaSets(ns)).To(HaveLen(2))
 	})
 

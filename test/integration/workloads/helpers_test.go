@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/skiff-dev/skiff/agent/cri/fake"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 	"github.com/skiff-dev/skiff/internal/podutil"
 	"github.com/skiff-dev/skiff/test/utils"
@@ -27,14 +26,11 @@ func podTemplate(name, image string) corev1.PodTemplateSpec {
 	}
 }
 
-// crashing makes a template's pods crash at once, over and over: on a
-// simulated node they run but never become ready.
-func crashing(t *corev1.PodTemplateSpec) {
-	if t.Annotations == nil {
-		t.Annotations = map[string]string{}
-	}
-	t.Annotations[fake.AnnotationExitCode] = "1"
-	t.Annotations[fake.AnnotationRunSeconds] = "0.1"
+// unschedulable keeps a template's pods Pending: they select a node label
+// no node has, so they never run nor become ready. (A crash-looping
+// container is no substitute: it is ready for the moments it runs.)
+func unschedulable(t *corev1.PodTemplateSpec) {
+	t.Spec.NodeSelector = map[string]string{"skiff.test/no-such-node": "true"}
 }
 
 func selectorFor(name string) *metav1.LabelSelector {
@@ -71,6 +67,15 @@ func describePods(ps []corev1alpha1.Pod) string {
 	return b.String()
 }
 
+func describePodMap(all map[types.UID]*corev1alpha1.Pod) string {
+	ps := make([]corev1alpha1.Pod, 0, len(all))
+	for _, p := range all {
+		ps = append(ps, *p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
+	return describePods(ps)
+}
+
 // expectScheduledOnSimulatedNodes checks that the real scheduler bound
 // every active pod to one of the given nodes, with PodScheduled.
 func expectScheduledOnSimulatedNodes(ns string, nodeNames ...string) {
@@ -82,9 +87,10 @@ func expectScheduledOnSimulatedNodes(ns string, nodeNames ...string) {
 }
 
 // extremes records the most active and the fewest available pods seen at
-// any pod change.
+// any pod change, and the pods at those moments.
 type extremes struct {
 	maxActive, minAvailable int
+	atMax, atMin            string
 }
 
 // watchExtremes starts a pod watch of ns that records extremes; filter,
@@ -105,8 +111,12 @@ func watchExtremes(ns string, filter func(*corev1alpha1.Pod) bool) (*utils.PodWa
 				}
 			}
 		}
-		x.maxActive = max(x.maxActive, active)
-		x.minAvailable = min(x.minAvailable, available)
+		if active > x.maxActive {
+			x.maxActive, x.atMax = active, describePodMap(all)
+		}
+		if available < x.minAvailable {
+			x.minAvailable, x.atMin = available, describePodMap(all)
+		}
 	})
 	Expect(err).NotTo(HaveOccurred())
 	return w, x

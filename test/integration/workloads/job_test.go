@@ -173,6 +173,33 @@ var _ = Describe("Job on simulated nodes", func() {
 		expectAllReleased(ns)
 	})
 
+	It("fails an index at once on an exit code that a FailIndex rule names, and counts Count failures towards backoffLimit", func() {
+		ns := newNamespace("job-failindex")
+		job := newJob(ns, 5, 0.2, func(j *batchv1alpha1.Job) {
+			j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+			j.Spec.Completions, j.Spec.Parallelism = ptr.To[int32](2), ptr.To[int32](2)
+			j.Spec.BackoffLimitPerIndex = ptr.To[int32](3)
+			j.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+				Action:      batchv1.PodFailurePolicyActionFailIndex,
+				OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{5}},
+			}}}
+		})
+		Eventually(jobCondition(job, batchv1alpha1.JobFailed)).Should(Equal("FailedIndexes"))
+		Expect(get(job).Status).To(And(HaveField("FailedIndexes", HaveValue(Equal("0,1"))), HaveField("Failed", int32(2))))
+		Expect(pods(ns)).To(HaveLen(2), "no retry of a failed index")
+
+		ns = newNamespace("job-count")
+		job = newJob(ns, 1, 0.2, func(j *batchv1alpha1.Job) {
+			j.Spec.BackoffLimit = ptr.To[int32](0)
+			j.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{
+				Action:      batchv1.PodFailurePolicyActionCount,
+				OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{1}},
+			}}}
+		})
+		Eventually(jobCondition(job, batchv1alpha1.JobFailed)).Should(Equal(batchv1alpha1.ReasonBackoffLimitExceeded))
+		Expect(get(job).Status.Failed).To(BeEquivalentTo(1))
+	})
+
 	It("does not count failures that an Ignore rule names", func() {
 		ns := newNamespace("job-ignore")
 		job := newJob(ns, 3, 0.2, func(j *batchv1alpha1.Job) {
@@ -402,7 +429,14 @@ var _ = Describe("Job on simulated nodes", func() {
 			job := newJob(ns, 0, 1, func(j *batchv1alpha1.Job) {
 				j.Spec.Completions, j.Spec.Parallelism = ptr.To[int32](2), ptr.To[int32](2)
 			})
-			Eventually(func() []corev1alpha1.Pod { return activePods(ns) }).Should(HaveLen(2))
+			// Bound and running: the scheduler stops with the manager.
+			Eventually(func(g Gomega) {
+				ps := pods(ns)
+				g.Expect(ps).To(HaveLen(2))
+				for _, p := range ps {
+					g.Expect(p.Status.Phase).To(Or(Equal(corev1.PodRunning), Equal(corev1.PodSucceeded)))
+				}
+			}).Should(Succeed())
 			Expect(mgr.Stop()).To(Succeed())
 			restarted := false
 			DeferCleanup(func() {
