@@ -7,7 +7,8 @@ import (
 )
 
 // indexSet is a set of completion indexes of an Indexed Job, written in
-// status as upstream does: sorted intervals, "1,3-5,7".
+// status as upstream does: sorted intervals of three or more, neighbours
+// and single indexes listed, "1,3-5,7,8".
 type indexSet map[int]bool
 
 // parseIndexes reads the interval form; entries that do not parse or fall
@@ -56,7 +57,12 @@ func (s indexSet) String() string {
 			b.WriteByte(',')
 		}
 		b.WriteString(strconv.Itoa(idx[i]))
-		if j > i {
+		switch {
+		case j == i+1:
+			// Two neighbours are listed, not ranged, as upstream writes them.
+			b.WriteByte(',')
+			b.WriteString(strconv.Itoa(idx[j]))
+		case j > i:
 			b.WriteByte('-')
 			b.WriteString(strconv.Itoa(idx[j]))
 		}

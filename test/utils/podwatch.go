@@ -75,7 +75,8 @@ func (pw *PodWatch) run() {
 					pw.check(pw.pods)
 				}
 			case *metav1.Status:
-				if pw.err == nil {
+				// Stopping the watch closes its stream, which the decoder may report.
+				if !pw.closed && pw.err == nil {
 					pw.err = fmt.Errorf("pod watch failed: %s", p.Message)
 				}
 			}
