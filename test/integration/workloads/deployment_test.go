@@ -1,6 +1,8 @@
 package workloads_test
 
 import (
+	"time"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
@@ -10,9 +12,14 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	appsv1alpha1 "github.com/skiff-dev/skiff/api/apps/v1alpha1"
 	"github.com/skiff-dev/skiff/api/conditions"
+	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 	"github.com/skiff-dev/skiff/controllers/apps"
+	"github.com/skiff-dev/skiff/internal/podutil"
+	"github.com/skiff-dev/skiff/test/utils"
 )
 
 func newDeployment(ns string, replicas int32, image string, mutate ...func(*appsv1alpha1.Deployment)) *appsv1alpha1.Deployment {
@@ -102,6 +109,30 @@ var _ = Describe("Deployment on simulated nodes", func() {
 		Entry("no surge", int32(4), "0", "1", 0, 1),
 		Entry("no unavailability", int32(4), "1", "0", 1, 0),
 	)
+
+	It("counts a new pod as available only minReadySeconds after it became ready", func() {
+		ns := newNamespace("minready")
+		d := waitRolledOut(newDeployment(ns, 2, "web:1", rolling("1", "0"), func(d *appsv1alpha1.Deployment) { d.Spec.MinReadySeconds = 2 }))
+		// At each pod change, the pods ready for minReadySeconds are the available ones.
+		minAvailable, at := 1<<30, ""
+		w, err := utils.WatchPods(ctx, k8sClient, ns, func(all map[types.UID]*corev1alpha1.Pod) {
+			now, available := time.Now(), 0
+			for _, p := range all {
+				if podutil.IsActive(p) && podutil.IsAvailable(p, 2, now) {
+					available++
+				}
+			}
+			if available < minAvailable {
+				minAvailable, at = available, describePodMap(all)
+			}
+		})
+		Expect(err).NotTo(HaveOccurred())
+		update(d, setImage("web:2"))
+		d = waitRolledOut(d)
+		stopWatch(w)
+		Expect(minAvailable).To(BeNumerically(">=", 2), "an old pod went before its replacement was available:\n%s", at)
+		Expect(d.Status.AvailableReplicas).To(BeEquivalentTo(2))
+	})
 
 	It("rolls over a rollout in flight to the newest template, within the surge", func() {
 		ns := newNamespace("rollover")
