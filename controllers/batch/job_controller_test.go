@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -169,12 +170,22 @@ var _ = Describe("Job controller", func() {
 			j.Spec.PodReplacementPolicy = ptr.To(batchv1.Failed)
 		})
 		Eventually(activeCount(job), wait, poll).Should(Equal(2))
+		// A node runs the pods: it holds each one with its finalizer until it has stopped it.
+		for _, p := range podsOf(job) {
+			setNodeFinalizer(p, true)
+		}
 		exitPod(podsOf(job)[0], 42)
 		Eventually(conditionReason(job, batchv1alpha1.JobFailureTarget), wait, poll).Should(Equal(batchv1alpha1.ReasonPodFailurePolicy))
 		// The other pod is being stopped; once it ended, the Job is Failed.
 		Eventually(func() []*corev1alpha1.Pod { return activeTerminating(job) }, wait, poll).Should(HaveLen(1))
-		exitPod(activeTerminating(job)[0], 137)
+		Consistently(conditionReason(job, batchv1alpha1.JobFailed), time.Second, poll).Should(BeEmpty(), "podReplacementPolicy Failed waits for the pod to stop")
+		stopping := activeTerminating(job)[0]
+		exitPod(stopping, 137)
 		Eventually(conditionReason(job, batchv1alpha1.JobFailed), wait, poll).Should(Equal(batchv1alpha1.ReasonPodFailurePolicy))
+		for _, p := range podsOf(job) {
+			setNodeFinalizer(p, false)
+		}
+		setNodeFinalizer(stopping, false)
 	})
 
 	It("ignores failures that the pod failure policy ignores", func() {
@@ -294,6 +305,27 @@ var _ = Describe("Job controller", func() {
 		}, 60*time.Second, poll).Should(BeTrue())
 	})
 })
+
+// nodeFinalizer is the finalizer skiff-agent holds a pod with until it
+// has stopped its containers.
+const nodeFinalizer = "core.skiff.dev/agent"
+
+// setNodeFinalizer adds or removes the node's finalizer, as an agent does.
+func setNodeFinalizer(pod *corev1alpha1.Pod, hold bool) {
+	GinkgoHelper()
+	Eventually(func() error {
+		p := &corev1alpha1.Pod{}
+		if err := k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), p); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		patch := client.MergeFromWithOptions(p.DeepCopy(), client.MergeFromWithOptimisticLock{})
+		p.Finalizers = slices.DeleteFunc(p.Finalizers, func(f string) bool { return f == nodeFinalizer })
+		if hold {
+			p.Finalizers = append(p.Finalizers, nodeFinalizer)
+		}
+		return k8sClient.Patch(ctx, p, patch)
+	}, wait, poll).Should(Succeed())
+}
 
 // activeTerminating lists the Job's pods that are being deleted but have
 // not ended: what a node would still be stopping.
