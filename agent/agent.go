@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 
 	"github.com/skiff-dev/skiff/agent/cri"
 	"github.com/skiff-dev/skiff/agent/dns"
+	"github.com/skiff-dev/skiff/agent/localpath"
 	"github.com/skiff-dev/skiff/agent/logs"
 	"github.com/skiff-dev/skiff/agent/node"
 	"github.com/skiff-dev/skiff/agent/pods"
@@ -217,6 +219,13 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if err := mgr.Add(disp); err != nil {
 		return err
+	}
+	if !opts.Simulated && opts.NewVolumes != nil && opts.RootDir != "" {
+		// The node's skiff.dev/local-path provisioner.
+		lp := localpath.New(mgr.GetClient(), mgr.GetEventRecorder("local-path-provisioner"), opts.Nodes[0].Name, filepath.Join(opts.RootDir, "local-path"))
+		if err := lp.SetupWithManager(mgr); err != nil {
+			return err
+		}
 	}
 	if opts.ServiceProxy != nil {
 		if err := startProxy(mgr, *opts.ServiceProxy); err != nil {

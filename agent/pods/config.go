@@ -153,7 +153,7 @@ func (n *Node) ContainerConfig(ctx context.Context, pod *corev1alpha1.Pod, c *co
 		if m.SubPath != "" {
 			host = filepath.Join(host, m.SubPath)
 		}
-		cfg.Mounts = append(cfg.Mounts, &runtimeapi.Mount{ContainerPath: m.MountPath, HostPath: host, Readonly: m.ReadOnly})
+		cfg.Mounts = append(cfg.Mounts, &runtimeapi.Mount{ContainerPath: m.MountPath, HostPath: host, Readonly: m.ReadOnly || ReadOnlyVolume(pod, m.Name)})
 	}
 	if n.opts.TerminationLog != nil {
 		// skiff's CRDs store no defaults inside containers: an empty path

@@ -67,25 +67,14 @@ func (v *HostVolumes) Setup(ctx context.Context, pod *corev1alpha1.Pod) (map[str
 			}
 			out[vol.Name] = dir
 		case vol.HostPath != nil:
-			p := vol.HostPath.Path
-			if t := vol.HostPath.Type; t != nil {
-				switch *t {
-				case corev1.HostPathDirectoryOrCreate:
-					if err := os.MkdirAll(p, 0o755); err != nil {
-						return nil, err
-					}
-				case corev1.HostPathFileOrCreate:
-					if _, err := os.Stat(p); os.IsNotExist(err) {
-						_ = os.MkdirAll(filepath.Dir(p), 0o755)
-						if err := os.WriteFile(p, nil, 0o644); err != nil {
-							return nil, err
-						}
-					}
-				case corev1.HostPathDirectory, corev1.HostPathFile, corev1.HostPathSocket:
-					if _, err := os.Stat(p); err != nil {
-						return nil, fmt.Errorf("hostPath %s of volume %s: %w", p, vol.Name, err)
-					}
-				}
+			if err := prepareHostPath(vol.HostPath.Path, vol.HostPath.Type); err != nil {
+				return nil, fmt.Errorf("hostPath %s of volume %s: %w", vol.HostPath.Path, vol.Name, err)
+			}
+			out[vol.Name] = vol.HostPath.Path
+		case vol.PersistentVolumeClaim != nil:
+			p, err := v.claimPath(ctx, pod, vol.PersistentVolumeClaim.ClaimName)
+			if err != nil {
+				return nil, fmt.Errorf("volume %s: %w", vol.Name, err)
 			}
 			out[vol.Name] = p
 		case vol.ConfigMap != nil || vol.Secret != nil || vol.DownwardAPI != nil || vol.Projected != nil:
@@ -102,6 +91,77 @@ func (v *HostVolumes) Setup(ctx context.Context, pod *corev1alpha1.Pod) (map[str
 		}
 	}
 	return out, nil
+}
+
+// prepareHostPath checks or creates a host path as its type asks.
+func prepareHostPath(p string, t *corev1.HostPathType) error {
+	if t == nil {
+		return nil
+	}
+	switch *t {
+	case corev1.HostPathDirectoryOrCreate:
+		return os.MkdirAll(p, 0o755)
+	case corev1.HostPathFileOrCreate:
+		if _, err := os.Stat(p); os.IsNotExist(err) {
+			_ = os.MkdirAll(filepath.Dir(p), 0o755)
+			return os.WriteFile(p, nil, 0o644)
+		}
+	case corev1.HostPathDirectory, corev1.HostPathFile, corev1.HostPathSocket:
+		_, err := os.Stat(p)
+		return err
+	}
+	return nil
+}
+
+// claimPath is the host directory of the volume bound to a pod's claim: a
+// hostPath or local PersistentVolume. A claim that is missing, being
+// deleted or not bound yet keeps the pod waiting, with the reason in the
+// FailedMount event.
+func (v *HostVolumes) claimPath(ctx context.Context, pod *corev1alpha1.Pod, name string) (string, error) {
+	pvc := &corev1alpha1.PersistentVolumeClaim{}
+	if err := v.reader.Get(ctx, client.ObjectKey{Namespace: pod.Namespace, Name: name}, pvc); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", fmt.Errorf("persistentvolumeclaim %q not found", name)
+		}
+		return "", fmt.Errorf("persistentvolumeclaim %q: %w", name, err)
+	}
+	if pvc.DeletionTimestamp != nil {
+		return "", fmt.Errorf("persistentvolumeclaim %q is being deleted", name)
+	}
+	if pvc.Spec.VolumeName == "" || pvc.Status.Phase != corev1.ClaimBound {
+		return "", fmt.Errorf("persistentvolumeclaim %q is not bound yet", name)
+	}
+	pv := &corev1alpha1.PersistentVolume{}
+	if err := v.reader.Get(ctx, client.ObjectKey{Name: pvc.Spec.VolumeName}, pv); err != nil {
+		return "", fmt.Errorf("persistentvolume %q of claim %q: %w", pvc.Spec.VolumeName, name, err)
+	}
+	if ref := pv.Spec.ClaimRef; ref == nil || ref.UID != pvc.UID {
+		return "", fmt.Errorf("persistentvolume %q is not bound to claim %q", pv.Name, name)
+	}
+	switch {
+	case pv.Spec.HostPath != nil:
+		if err := prepareHostPath(pv.Spec.HostPath.Path, pv.Spec.HostPath.Type); err != nil {
+			return "", fmt.Errorf("hostPath %s of persistentvolume %q: %w", pv.Spec.HostPath.Path, pv.Name, err)
+		}
+		return pv.Spec.HostPath.Path, nil
+	case pv.Spec.Local != nil:
+		if _, err := os.Stat(pv.Spec.Local.Path); err != nil {
+			return "", fmt.Errorf("local path of persistentvolume %q: %w", pv.Name, err)
+		}
+		return pv.Spec.Local.Path, nil
+	}
+	return "", fmt.Errorf("persistentvolume %q: only hostPath and local volumes are supported by skiff-agent", pv.Name)
+}
+
+// ReadOnlyVolume tells whether every mount of the pod's volume is read-only
+// whatever the mount says: a persistentVolumeClaim source with readOnly.
+func ReadOnlyVolume(pod *corev1alpha1.Pod, name string) bool {
+	for i := range pod.Spec.Volumes {
+		if v := &pod.Spec.Volumes[i]; v.Name == name {
+			return v.PersistentVolumeClaim != nil && v.PersistentVolumeClaim.ReadOnly
+		}
+	}
+	return false
 }
 
 func mode(m *int32, def int32) os.FileMode {

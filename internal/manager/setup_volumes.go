@@ -1,0 +1,23 @@
+package manager
+
+import (
+	"context"
+
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/skiff-dev/skiff/controllers/volume"
+)
+
+func init() {
+	Register("volumes", func(mgr ctrl.Manager, _ Options) error {
+		if err := volume.IndexPodClaims(context.Background(), mgr); err != nil {
+			return err
+		}
+		rec := mgr.GetEventRecorder("persistentvolume-controller")
+		if err := volume.NewClaimReconciler(mgr.GetClient(), mgr.GetAPIReader(), rec).SetupWithManager(mgr); err != nil {
+			return err
+		}
+		return volume.NewVolumeReconciler(mgr.GetClient(), mgr.GetAPIReader(), rec, clock.RealClock{}).SetupWithManager(mgr)
+	})
+}
