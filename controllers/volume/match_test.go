@@ -58,7 +58,9 @@ func (b *pvBuilder) onNode(node string) *pvBuilder {
 }
 func (b *pvBuilder) obj() corev1alpha1.PersistentVolume { return b.pv }
 
-type pvcBuilder struct{ pvc corev1alpha1.PersistentVolumeClaim }
+type pvcBuilder struct {
+	pvc corev1alpha1.PersistentVolumeClaim
+}
 
 func makePVC(name, size string, modes ...corev1.PersistentVolumeAccessMode) *pvcBuilder {
 	return &pvcBuilder{pvc: corev1alpha1.PersistentVolumeClaim{
