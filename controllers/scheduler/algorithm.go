@@ -28,6 +28,9 @@ const minFeasibleNodesToFind = 100
 type volumeInfo struct {
 	preFilterMsg string
 	affinity     []*corev1.NodeSelector
+	// unbound are where the unbound WaitForFirstConsumer claims can get
+	// a volume (volume_filter.go).
+	unbound []claimPlacement
 }
 
 // fitError says why no node fits a pod.
@@ -89,6 +92,7 @@ func (c *Cache) prepareLocked(pi *podInfo, vol volumeInfo) *cycleState {
 		}
 		cs.volumeAffinity = append(cs.volumeAffinity, sel)
 	}
+	cs.unboundClaims = compilePlacements(vol.unbound)
 	for _, n := range c.nominated {
 		if n.info.key != pi.key && n.info.priority >= pi.priority {
 			if cs.nominatedOn == nil {

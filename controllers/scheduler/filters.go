@@ -47,6 +47,7 @@ var filters = []filter{
 	{"NodePorts", filterNodePorts},
 	{"NodeResourcesFit", filterResources},
 	{"VolumeBinding", filterVolumeNodeAffinity},
+	{"VolumeBinding", filterUnboundClaims},
 	{"PodTopologySpread", filterTopologySpread},
 	{"InterPodAffinity", filterInterPodAffinity},
 }
@@ -268,6 +269,7 @@ type cycleState struct {
 	requiredNode   nodeaffinity.RequiredNodeAffinity
 	preferredNode  *nodeaffinity.PreferredSchedulingTerms
 	volumeAffinity []*nodeaffinity.NodeSelector
+	unboundClaims  []*nodeaffinity.NodeSelector
 	nominatedOn    map[string][]*podInfo
 
 	existingAnti   map[topoPair]int

@@ -378,6 +378,7 @@ func (s *Scheduler) volumeInfo(ctx context.Context, pi *podInfo) volumeInfo {
 				vi.preFilterMsg = reasonUnboundImmediateClaims
 				return vi
 			}
+			vi.unbound = append(vi.unbound, s.claimPlacement(ctx, pvc))
 			continue
 		}
 		pv := &corev1alpha1.PersistentVolume{}

@@ -38,7 +38,7 @@ type Options struct {
 	// ProbeAddr serves /healthz and /readyz; "0" disables them.
 	ProbeAddr string
 	// Areas limits the controllers to these registered areas ("apps",
-	// "batch", "nodes", "scheduler", "services"); empty means all of them.
+	// "batch", "nodes", "scheduler", "services", "volumes"); empty means all of them.
 	Areas []string
 	// Webhooks serves skiff's admission webhooks (CronJob schedules and
 	// time zones) on WebhookHost:WebhookPort with the certificate in
