@@ -172,6 +172,21 @@ func (r *ClaimReconciler) syncUnbound(ctx context.Context, claim *corev1alpha1.P
 		return claimState{phase: corev1.ClaimBound, volume: vol}, ctrl.Result{}, nil
 	}
 
+	if claim.Spec.StorageClassName == nil {
+		// Retroactive default class assignment, as upstream: a claim that
+		// names no class gets the default one, once there is one.
+		def, err := r.defaultClass(ctx)
+		if err != nil {
+			return claimState{}, ctrl.Result{}, err
+		}
+		if def != "" {
+			orig := claim.DeepCopy()
+			claim.Spec.StorageClassName = &def
+			if err := r.client.Patch(ctx, claim, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+				return claimState{}, ctrl.Result{}, fmt.Errorf("giving claim %s the default storage class %s: %w", klog.KObj(claim), def, err)
+			}
+		}
+	}
 	className := ClaimClass(claim)
 	var class *storagev1alpha1.StorageClass
 	if className != "" {
@@ -240,6 +255,30 @@ func (r *ClaimReconciler) syncUnbound(ctx context.Context, claim *corev1alpha1.P
 		return pending(ReasonProvisioningFailed, "Failed to provision volume with StorageClass %q: claim Selector is not supported", className), ctrl.Result{}, nil
 	}
 	return r.provision(ctx, claim, class, nodeName)
+}
+
+// defaultClass is the StorageClass annotated as the default, the newest
+// one when several are, as upstream; "" when there is none.
+func (r *ClaimReconciler) defaultClass(ctx context.Context) (string, error) {
+	classes := &storagev1alpha1.StorageClassList{}
+	if err := r.client.List(ctx, classes); err != nil {
+		return "", err
+	}
+	var best *storagev1alpha1.StorageClass
+	for i := range classes.Items {
+		c := &classes.Items[i]
+		if c.Annotations[AnnDefaultStorageClass] != "true" || c.DeletionTimestamp != nil {
+			continue
+		}
+		if best == nil || best.CreationTimestamp.Before(&c.CreationTimestamp) ||
+			(best.CreationTimestamp.Equal(&c.CreationTimestamp) && c.Name < best.Name) {
+			best = c
+		}
+	}
+	if best == nil {
+		return "", nil
+	}
+	return best.Name, nil
 }
 
 // provision hands the claim to the local-path provisioner of a node: the
@@ -537,7 +576,7 @@ func (r *ClaimReconciler) claimsOfClass(ctx context.Context, o client.Object) []
 	var out []reconcile.Request
 	for i := range claims.Items {
 		c := &claims.Items[i]
-		if ClaimClass(c) == o.GetName() && c.Spec.VolumeName == "" {
+		if c.Spec.VolumeName == "" && (ClaimClass(c) == o.GetName() || c.Spec.StorageClassName == nil) {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(c)})
 		}
 	}

@@ -396,4 +396,18 @@ var _ = Describe("local-path provisioning", func() {
 		expectBound(ns, "data", class+"-n2")
 		Expect(getPV(class + "-n1")(Default).Spec.ClaimRef).To(BeNil())
 	})
+
+	It("gives a claim without a class the default class, and provisions it", func() {
+		ns := newNamespace()
+		class := "default-" + rand.String(4)
+		sc := newClass(class, storagev1.VolumeBindingImmediate, corev1.PersistentVolumeReclaimDelete)
+		sc.Annotations = map[string]string{volume.AnnDefaultStorageClass: "true"}
+		create(sc)
+		DeferCleanup(func() { Expect(k8sClient.Delete(ctx, sc)).To(Succeed()) })
+		create(newClaim(ns, "data", "1Gi", ""))
+		Eventually(func(g Gomega) {
+			g.Expect(getClaim(ns, "data")(g).Spec.StorageClassName).To(HaveValue(Equal(class)))
+		}, timeout, poll).Should(Succeed())
+		provisioned(ns, "data")
+	})
 })

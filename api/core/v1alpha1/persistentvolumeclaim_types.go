@@ -61,7 +61,7 @@ type PersistentVolumeClaim struct {
 	// +kubebuilder:validation:XValidation:rule="has(self.accessModes) && size(self.accessModes) > 0",message="at least one access mode is required",fieldPath=".accessModes"
 	// +kubebuilder:validation:XValidation:rule="has(self.resources) && has(self.resources.requests) && 'storage' in self.resources.requests",message="resources.requests.storage is required",fieldPath=".resources.requests"
 	// +kubebuilder:validation:XValidation:rule="!has(oldSelf.volumeName) || oldSelf.volumeName == '' || (has(self.volumeName) && self.volumeName == oldSelf.volumeName)",message="volumeName is immutable once set",fieldPath=".volumeName"
-	// +kubebuilder:validation:XValidation:rule="(has(self.storageClassName) ? self.storageClassName : '') == (has(oldSelf.storageClassName) ? oldSelf.storageClassName : '')",message="storageClassName is immutable",fieldPath=".storageClassName"
+	// +kubebuilder:validation:XValidation:rule="!has(oldSelf.storageClassName) || (has(self.storageClassName) && self.storageClassName == oldSelf.storageClassName)",message="storageClassName is immutable once set",fieldPath=".storageClassName"
 	// +kubebuilder:validation:XValidation:rule="self.accessModes == oldSelf.accessModes",message="accessModes is immutable",fieldPath=".accessModes"
 	// +kubebuilder:validation:XValidation:rule="(has(self.selector) == has(oldSelf.selector)) && (!has(self.selector) || self.selector == oldSelf.selector)",message="selector is immutable",fieldPath=".selector"
 	Spec corev1.PersistentVolumeClaimSpec `json:"spec"`
