@@ -84,7 +84,7 @@ func TestUnboundClaimFilter(t *testing.T) {
 	}, {
 		name:  "a missing class admits no node",
 		claim: claim("missing"),
-		want: map[string][]string{"n1": conflict, "n2": conflict, "n3": conflict},
+		want:  map[string][]string{"n1": conflict, "n2": conflict, "n3": conflict},
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
