@@ -35,7 +35,7 @@ var _ = Describe("persistent volumes on real containers", Ordered, func() {
 	BeforeAll(func() {
 		ns = newNamespace()
 		mgr, err := manager.New(cp.Config, manager.Options{MetricsAddr: "0", ProbeAddr: "0",
-			Areas: []string{"apps", "scheduler", "volumes"}})
+			Areas: []string{"apps", "scheduler", "volumes"}, SkipNameValidation: true})
 		Expect(err).NotTo(HaveOccurred())
 		mctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
