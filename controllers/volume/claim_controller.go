@@ -112,7 +112,8 @@ func (r *ClaimReconciler) report(claim, before *corev1alpha1.PersistentVolumeCla
 	if st.reason == corev1alpha1.ReasonWaitForFirstConsumer || st.reason == ReasonExternalProvisioning {
 		typ = corev1.EventTypeNormal
 	}
-	r.recorder.Eventf(claim, st.volume, typ, st.reason, "Bind", "%s", st.message)
+	// A typed nil would make the recorder dereference it.
+	r.recorder.Eventf(claim, nil, typ, st.reason, "Bind", "%s", st.message)
 }
 
 // syncBound keeps a bound claim bound, finishes the volume side of a

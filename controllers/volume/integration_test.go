@@ -410,4 +410,31 @@ var _ = Describe("local-path provisioning", func() {
 		}, timeout, poll).Should(Succeed())
 		provisioned(ns, "data")
 	})
+
+	It("grows a provisioned volume when its class allows expansion, and refuses otherwise", func() {
+		ns := newNamespace()
+		grow, fixed := "grow-"+rand.String(4), "fixed-"+rand.String(4)
+		sc := newClass(grow, storagev1.VolumeBindingImmediate, corev1.PersistentVolumeReclaimDelete)
+		sc.AllowVolumeExpansion = ptrTo(true)
+		create(sc)
+		create(newClass(fixed, storagev1.VolumeBindingImmediate, corev1.PersistentVolumeReclaimDelete))
+		for claim, class := range map[string]string{"grows": grow, "stays": fixed} {
+			create(newClaim(ns, claim, "1Gi", class))
+			provisioned(ns, claim)
+			c := getClaim(ns, claim)(Default)
+			c.Spec.Resources.Requests[corev1.ResourceStorage] = resource.MustParse("2Gi")
+			Expect(k8sClient.Update(ctx, c)).To(Succeed())
+		}
+		Eventually(func(g Gomega) {
+			c := getClaim(ns, "grows")(g)
+			g.Expect(c.Status.Capacity).To(HaveKeyWithValue(corev1.ResourceStorage, resource.MustParse("2Gi")))
+			g.Expect(getPV(c.Spec.VolumeName)(g).Spec.Capacity).To(HaveKeyWithValue(corev1.ResourceStorage, resource.MustParse("2Gi")))
+		}, timeout, poll).Should(Succeed())
+		Consistently(func(g Gomega) {
+			c := getClaim(ns, "stays")(g)
+			g.Expect(c.Status.Capacity).To(HaveKeyWithValue(corev1.ResourceStorage, resource.MustParse("1Gi")))
+		}, 2*time.Second, poll).Should(Succeed())
+	})
 })
+
+func ptrTo[T any](v T) *T { return &v }

@@ -41,7 +41,7 @@ type Options struct {
 	// "batch", "nodes", "scheduler", "services", "volumes"); empty means all of them.
 	Areas []string
 	// Webhooks serves skiff's admission webhooks (CronJob schedules and
-	// time zones) on WebhookHost:WebhookPort with the certificate in
+	// time zones, claim resizes) on WebhookHost:WebhookPort with the certificate in
 	// WebhookCertDir (tls.crt, tls.key).
 	Webhooks bool
 	// ServiceCIDR is where Service ClusterIPs come from; empty means 10.112.0.0/16.

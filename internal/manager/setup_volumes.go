@@ -10,7 +10,7 @@ import (
 )
 
 func init() {
-	Register("volumes", func(mgr ctrl.Manager, _ Options) error {
+	Register("volumes", func(mgr ctrl.Manager, opts Options) error {
 		if err := volume.IndexPodClaims(context.Background(), mgr); err != nil {
 			return err
 		}
@@ -18,6 +18,12 @@ func init() {
 		if err := volume.NewClaimReconciler(mgr.GetClient(), mgr.GetAPIReader(), rec).SetupWithManager(mgr); err != nil {
 			return err
 		}
-		return volume.NewVolumeReconciler(mgr.GetClient(), mgr.GetAPIReader(), rec, clock.RealClock{}).SetupWithManager(mgr)
+		if err := volume.NewVolumeReconciler(mgr.GetClient(), mgr.GetAPIReader(), rec, clock.RealClock{}).SetupWithManager(mgr); err != nil {
+			return err
+		}
+		if opts.Webhooks {
+			return volume.ClaimValidator{Reader: mgr.GetAPIReader()}.SetupWebhookWithManager(mgr)
+		}
+		return nil
 	})
 }
