@@ -37,6 +37,10 @@ const labelSimulated = "skiff.dev/simulated"
 // node to provision on.
 const noNodeRetry = 10 * time.Second
 
+// pendingResync is how often a Pending claim is looked at again without an
+// event, upstream's resync period.
+const pendingResync = 15 * time.Second
+
 // ClaimReconciler binds PersistentVolumeClaims to PersistentVolumes, asks
 // for provisioning when none matches, and protects claims in use.
 type ClaimReconciler struct {
@@ -95,6 +99,10 @@ func (r *ClaimReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res 
 		if err := r.client.Status().Patch(ctx, claim, client.MergeFrom(before)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("updating status of claim %s: %w", klog.KObj(claim), err)
 		}
+	}
+	if st.phase == corev1.ClaimPending && res.RequeueAfter == 0 {
+		// Events bring most changes; a resync, as upstream's, catches the rest.
+		res.RequeueAfter = pendingResync
 	}
 	return res, nil
 }
@@ -568,8 +576,15 @@ func IndexPodClaims(ctx context.Context, mgr ctrl.Manager) error {
 }
 
 // claimsOfClass lists the unbound claims of a class that appeared or
-// changed.
+// changed, and the claims without a class, which a default class takes.
 func (r *ClaimReconciler) claimsOfClass(ctx context.Context, o client.Object) []reconcile.Request {
+	return r.unboundClaims(ctx, func(c *corev1alpha1.PersistentVolumeClaim) bool {
+		return ClaimClass(c) == o.GetName() || c.Spec.StorageClassName == nil
+	})
+}
+
+// unboundClaims lists the claims that wait for a volume and that match.
+func (r *ClaimReconciler) unboundClaims(ctx context.Context, match func(*corev1alpha1.PersistentVolumeClaim) bool) []reconcile.Request {
 	claims := &corev1alpha1.PersistentVolumeClaimList{}
 	if err := r.client.List(ctx, claims); err != nil {
 		return nil
@@ -577,7 +592,7 @@ func (r *ClaimReconciler) claimsOfClass(ctx context.Context, o client.Object) []
 	var out []reconcile.Request
 	for i := range claims.Items {
 		c := &claims.Items[i]
-		if c.Spec.VolumeName == "" && (ClaimClass(c) == o.GetName() || c.Spec.StorageClassName == nil) {
+		if c.Spec.VolumeName == "" && c.DeletionTimestamp == nil && match(c) {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(c)})
 		}
 	}
@@ -590,12 +605,13 @@ func (r *ClaimReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("persistentvolumeclaim").
 		For(&corev1alpha1.PersistentVolumeClaim{}).
-		Watches(&corev1alpha1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-			ref := o.(*corev1alpha1.PersistentVolume).Spec.ClaimRef
-			if ref == nil {
-				return nil
+		Watches(&corev1alpha1.PersistentVolume{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			pv := o.(*corev1alpha1.PersistentVolume)
+			if ref := pv.Spec.ClaimRef; ref != nil && ref.UID != "" {
+				return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}}}
 			}
-			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ref.Namespace, Name: ref.Name}}}
+			// A volume that is or may become free: the waiting claims of its class.
+			return r.unboundClaims(ctx, func(c *corev1alpha1.PersistentVolumeClaim) bool { return ClaimClass(c) == pv.Spec.StorageClassName })
 		})).
 		Watches(&corev1alpha1.Pod{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			p := o.(*corev1alpha1.Pod)

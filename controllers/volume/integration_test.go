@@ -59,6 +59,9 @@ func newClass(name string, mode storagev1.VolumeBindingMode, policy corev1.Persi
 		Provisioner:       storagev1alpha1.ProvisionerLocalPath,
 		VolumeBindingMode: &mode,
 		ReclaimPolicy:     &policy,
+		// Only the suite's provisioner node, though other Ready nodes exist.
+		AllowedTopologies: []corev1.TopologySelectorTerm{{MatchLabelExpressions: []corev1.TopologySelectorLabelRequirement{
+			{Key: corev1.LabelHostname, Values: []string{provisionerNode}}}}},
 	}
 }
 
