@@ -13,7 +13,9 @@
 //   - the volume controller (volume_controller.go) keeps each
 //     PersistentVolume's phase (Available, Bound, Released, Failed),
 //     releases a volume whose claim is gone, applies its reclaim policy and
-//     holds the kubernetes.io/pv-protection finalizer while it is bound.
+//     holds the kubernetes.io/pv-protection finalizer while it is bound;
+//   - the claim admission webhook (claim_webhook.go) refuses resizes that
+//     the claim's StorageClass does not allow.
 //
 // Binding is two-sided and written in upstream's order, so that a manager
 // that stops half-way finishes it on restart: the volume's claimRef first,
