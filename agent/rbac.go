@@ -19,6 +19,10 @@ package agent
 // +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
 // +kubebuilder:rbac:groups=core.skiff.dev,resources=persistentvolumeclaims;persistentvolumes,verbs=get;list;watch
 //
+// The skiff.dev/local-path provisioner creates and deletes the volumes of its node:
+// +kubebuilder:rbac:groups=core.skiff.dev,resources=persistentvolumes,verbs=create;delete
+// +kubebuilder:rbac:groups=storage.skiff.dev,resources=storageclasses,verbs=get;list;watch
+//
 // The service proxy and cluster DNS:
 // +kubebuilder:rbac:groups=core.skiff.dev,resources=services;endpointslices,verbs=get;list;watch
 //
