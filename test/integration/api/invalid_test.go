@@ -296,8 +296,9 @@ var updateCases = map[string]invalid{
 		"spec.volumeClaimTemplates", "volumeClaimTemplates is immutable"},
 	"job template is immutable": {job, set("spec.template.spec.containers[0].image", "busybox:2"),
 		"", "spec.template is immutable"},
-	"pod nodeName is immutable once set":     {pod, nil, "spec.nodeName", "nodeName is immutable once set"},
-	"claim volumeName is immutable once set": {claim, nil, "spec.volumeName", "volumeName is immutable once set"},
+	"pod nodeName is immutable once set":           {pod, nil, "spec.nodeName", "nodeName is immutable once set"},
+	"claim volumeName is immutable once set":       {claim, nil, "spec.volumeName", "volumeName is immutable once set"},
+	"claim storageClassName is immutable once set": {claim, nil, "spec.storageClassName", "storageClassName is immutable once set"},
 	"storage class reclaim policy is immutable": {storageClass, set("reclaimPolicy", "Retain"),
 		"reclaimPolicy", "reclaimPolicy is immutable"},
 	"service clusterIP is immutable once set": {service, nil, "spec.clusterIP", "clusterIP is immutable once set"},
@@ -305,9 +306,10 @@ var updateCases = map[string]invalid{
 
 // setOnce gives the first value to a field that update cases then change.
 var setOnce = map[string][2]any{
-	"pod nodeName is immutable once set":      {"spec.nodeName", "n1"},
-	"claim volumeName is immutable once set":  {"spec.volumeName", "v1"},
-	"service clusterIP is immutable once set": {"spec.clusterIP", "10.96.0.10"},
+	"pod nodeName is immutable once set":           {"spec.nodeName", "n1"},
+	"claim volumeName is immutable once set":       {"spec.volumeName", "v1"},
+	"claim storageClassName is immutable once set": {"spec.storageClassName", "fast"},
+	"service clusterIP is immutable once set":      {"spec.clusterIP", "10.96.0.10"},
 }
 
 var _ = Describe("admission", func() {
