@@ -346,15 +346,12 @@ func (e *podStartEnv) skiffPods(b *testing.B, n int) startLatency {
 	if err := e.c.Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		b.Fatal(err)
 	}
-	w, err := e.c.Watch(e.ctx, &corev1alpha1.PodList{}, client.InNamespace(ns))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Stop()
 	created := e.createAll(b, n, func(i int) client.Object {
 		return &corev1alpha1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%d", i), Namespace: ns}, Spec: benchPodSpec(e.node)}
 	})
-	lat := collect(b, w, created, func(o any) (string, bool, bool) {
+	lat := collect(b, func() (watch.Interface, error) {
+		return e.c.Watch(e.ctx, &corev1alpha1.PodList{}, client.InNamespace(ns))
+	}, created, func(o any) (string, bool, bool) {
 		p := o.(*corev1alpha1.Pod)
 		return p.Name, p.Status.Phase == corev1.PodRunning, conditionTrue(p.Status.Conditions, conditions.Ready)
 	})
@@ -406,16 +403,30 @@ func (e *podStartEnv) createAll(b *testing.B, n int, obj func(i int) client.Obje
 }
 
 // collect reads the watch until every created pod was seen Ready, and
-// returns each pod's create-to-Running and create-to-Ready latency.
-func collect(b *testing.B, w watch.Interface, created map[string]time.Time, state func(any) (name string, running, ready bool)) startLatency {
+// returns each pod's create-to-Running and create-to-Ready latency. A watch
+// the server ends is started again.
+func collect(b *testing.B, rewatch func() (watch.Interface, error), created map[string]time.Time, state func(any) (name string, running, ready bool)) startLatency {
 	b.Helper()
 	running, ready := map[string]time.Duration{}, map[string]time.Duration{}
 	timeout := time.After(5 * time.Minute)
+	w, err := rewatch()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { w.Stop() }()
 	for len(ready) < len(created) {
 		select {
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				b.Fatal("the pod watch ended")
+				time.Sleep(50 * time.Millisecond)
+				if w, err = rewatch(); err != nil {
+					b.Fatal(err)
+				}
+				continue
+			}
+			if ev.Type == watch.Error {
+				b.Logf("pod watch: %v", ev.Object)
+				continue
 			}
 			if ev.Type != watch.Added && ev.Type != watch.Modified {
 				continue
@@ -560,15 +571,12 @@ func (e *podStartEnv) kubeletPods(b *testing.B, n int) startLatency {
 	if err := e.c.Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		b.Fatal(err)
 	}
-	w, err := e.c.Watch(e.ctx, &corev1.PodList{}, client.InNamespace(ns))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer w.Stop()
 	created := e.createAll(b, n, func(i int) client.Object {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("p-%d", i), Namespace: ns}, Spec: benchPodSpec(e.node)}
 	})
-	lat := collect(b, w, created, func(o any) (string, bool, bool) {
+	lat := collect(b, func() (watch.Interface, error) {
+		return e.c.Watch(e.ctx, &corev1.PodList{}, client.InNamespace(ns))
+	}, created, func(o any) (string, bool, bool) {
 		p := o.(*corev1.Pod)
 		ready := false
 		for _, c := range p.Status.Conditions {
@@ -605,9 +613,7 @@ func (e *podStartEnv) cleanup(b *testing.B) {
 	if len(e.kubelets) > 0 {
 		removeKubeletCgroups(b)
 	}
-	if out, err := exec.Command("sh", "-c", "grep -o ' "+e.work+"[^ ]*' /proc/self/mountinfo | sort -r | xargs -r -n1 umount -l").CombinedOutput(); err != nil {
-		b.Logf("unmounting: %v %s", err, out)
-	}
+	unmountUnder(b, e.work)
 	if e.cp != nil {
 		_ = e.cp.Stop()
 	}
@@ -630,6 +636,27 @@ func removeKubeletCgroups(b *testing.B) {
 			if err := os.Remove(all[i]); err != nil && !os.IsNotExist(err) {
 				b.Logf("removing cgroup %s: %v", all[i], err)
 			}
+		}
+	}
+}
+
+// unmountUnder detaches every mount below dir, deepest first; one that is
+// already gone (a bind of a parent taken with it) is not an error.
+func unmountUnder(b *testing.B, dir string) {
+	raw, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			points = append(points, f[4])
+		}
+	}
+	slices.Sort(points)
+	for i := len(points) - 1; i >= 0; i-- {
+		if err := syscall.Unmount(points[i], syscall.MNT_DETACH); err != nil && err != syscall.EINVAL && err != syscall.ENOENT {
+			b.Logf("unmounting %s: %v", points[i], err)
 		}
 	}
 }
