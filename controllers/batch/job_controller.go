@@ -192,8 +192,12 @@ func (r *JobReconciler) trackFinishedPods(ctx context.Context, s *jobScope) erro
 		}
 		switch outcome {
 		case outcomeSucceeded:
+			idx, counts := newSuccess(job, pod)
+			if !counts {
+				continue // released, not counted: its index was done already
+			}
 			uncounted.Succeeded = append(uncounted.Succeeded, pod.UID)
-			if idx, ok := completionIndex(pod); ok && isIndexed(job) {
+			if idx >= 0 {
 				set := parseIndexes(job.Status.CompletedIndexes, int(ptrOr(job.Spec.Completions, 0)))
 				set[idx] = true
 				job.Status.CompletedIndexes = set.String()

@@ -319,6 +319,24 @@ func indexFailureCount(job *batchv1alpha1.Job, pods []*corev1alpha1.Pod, index i
 	return count
 }
 
+// newSuccess tells whether a succeeded pod adds a success, and for an
+// Indexed Job which index it completes. An Indexed Job counts completed
+// indexes, as upstream: a second pod of an index already done (a
+// replacement that raced its predecessor) or a pod without a valid index
+// is released without being counted, so succeeded never exceeds
+// completions.
+func newSuccess(job *batchv1alpha1.Job, pod *corev1alpha1.Pod) (index int, counts bool) {
+	if !isIndexed(job) {
+		return -1, true
+	}
+	completions := int(ptrOr(job.Spec.Completions, 0))
+	idx, ok := completionIndex(pod)
+	if !ok || idx >= completions || parseIndexes(job.Status.CompletedIndexes, completions)[idx] {
+		return -1, false
+	}
+	return idx, true
+}
+
 // indexFailed tells whether a counted failure of an Indexed Job's pod
 // fails the pod's index, as upstream's isIndexFailed: a FailIndex rule of
 // the pod failure policy matched it, or the index has used up

@@ -298,3 +298,35 @@ func TestPodOutcome(t *testing.T) {
 		})
 	}
 }
+
+func TestNewSuccess(t *testing.T) {
+	indexed := func(done string) *batchv1alpha1.Job {
+		return jobWith(func(j *batchv1alpha1.Job) {
+			j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+			j.Spec.Completions = ptr.To[int32](3)
+			j.Status.CompletedIndexes = done
+		})
+	}
+	noIndex := indexedPod(0, corev1.PodSucceeded)
+	delete(noIndex.Annotations, AnnotationCompletionIndex)
+	tests := map[string]struct {
+		job       *batchv1alpha1.Job
+		pod       *corev1alpha1.Pod
+		wantIndex int
+		wantCount bool
+	}{
+		"NonIndexed: every success counts":              {job: jobWith(func(*batchv1alpha1.Job) {}), pod: noIndex, wantIndex: -1, wantCount: true},
+		"Indexed: a new index counts":                   {job: indexed("0"), pod: indexedPod(1, corev1.PodSucceeded), wantIndex: 1, wantCount: true},
+		"Indexed: an index done already does not count": {job: indexed("0-2"), pod: indexedPod(1, corev1.PodSucceeded), wantIndex: -1},
+		"Indexed: beyond completions":                   {job: indexed(""), pod: indexedPod(5, corev1.PodSucceeded), wantIndex: -1},
+		"Indexed: no index":                             {job: indexed(""), pod: noIndex, wantIndex: -1},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			idx, counts := newSuccess(tc.job, tc.pod)
+			if idx != tc.wantIndex || counts != tc.wantCount {
+				t.Errorf("newSuccess = %d, %v; want %d, %v", idx, counts, tc.wantIndex, tc.wantCount)
+			}
+		})
+	}
+}
