@@ -237,3 +237,18 @@ func TestProcStart(t *testing.T) {
 		t.Error("a different start time must not count as the same process")
 	}
 }
+
+func TestPickPod(t *testing.T) {
+	at := func(name string, phase corev1.PodPhase, minutes int) corev1alpha1.Pod {
+		p := corev1alpha1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, CreationTimestamp: metav1.NewTime(time.Unix(0, 0).Add(time.Duration(minutes) * time.Minute))}}
+		p.Status.Phase = phase
+		return p
+	}
+	got, err := pickPod([]corev1alpha1.Pod{at("pending-old", corev1.PodPending, 1), at("running-new", corev1.PodRunning, 9), at("running-old", corev1.PodRunning, 5)}, "deployment/web")
+	if err != nil || got != "running-old" {
+		t.Errorf("got %q, %v; want the oldest running pod", got, err)
+	}
+	if _, err := pickPod(nil, "deployment/web"); err == nil || !strings.Contains(err.Error(), "deployment/web has no pods") {
+		t.Errorf("no pods: %v", err)
+	}
+}

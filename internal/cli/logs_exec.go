@@ -1,18 +1,25 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	appsv1alpha1 "github.com/skiff-dev/skiff/api/apps/v1alpha1"
+	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 	"github.com/skiff-dev/skiff/internal/agentclient"
 )
 
@@ -39,9 +46,10 @@ func newLogsCommand() *cobra.Command {
 	var tail, limitBytes int64
 	opts := corev1.PodLogOptions{}
 	cmd := &cobra.Command{
-		Use:   "logs POD [-c CONTAINER]",
+		Use:   "logs POD|TYPE/NAME [-c CONTAINER]",
 		Short: "Print the logs of a container of a skiff pod, from the agent of its node",
-		Example: `  skiff logs web-7d9f8-abcde
+		Example: `  skiff logs deployment/web
+  skiff logs web-7d9f8-abcde
   kubectl skiff logs -f web-7d9f8-abcde -c web --tail 20`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -59,7 +67,11 @@ func newLogsCommand() *cobra.Command {
 			if limitBytes > 0 {
 				o.LimitBytes = ptr.To(limitBytes)
 			}
-			rc, err := c.Logs(cmd.Context(), ns, args[0], container, &o)
+			pod, err := k.podName(cmd.Context(), ns, args[0])
+			if err != nil {
+				return err
+			}
+			rc, err := c.Logs(cmd.Context(), ns, pod, container, &o)
 			if err != nil {
 				return err
 			}
@@ -88,9 +100,10 @@ func newExecCommand() *cobra.Command {
 	var container string
 	var stdin, tty bool
 	cmd := &cobra.Command{
-		Use:   "exec POD [-c CONTAINER] [-it] -- COMMAND [ARG...]",
+		Use:   "exec POD|TYPE/NAME [-c CONTAINER] [-it] -- COMMAND [ARG...]",
 		Short: "Run a command in a container of a skiff pod, through the agent of its node",
-		Example: `  skiff exec web-7d9f8-abcde -- ls /
+		Example: `  skiff exec deployment/web -- ls /
+  skiff exec web-7d9f8-abcde -- ls /
   kubectl skiff exec -it web-7d9f8-abcde -- sh`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -121,7 +134,11 @@ func newExecCommand() *cobra.Command {
 				defer func() { _ = term.Restore(fd, state) }()
 				streams.TerminalSizeQueue = &terminalSize{fd: fd, sent: false}
 			}
-			return c.Exec(cmd.Context(), ns, args[0], container, opts, streams)
+			pod, err := k.podName(cmd.Context(), ns, args[0])
+			if err != nil {
+				return err
+			}
+			return c.Exec(cmd.Context(), ns, pod, container, opts, streams)
 		},
 	}
 	k.add(cmd, true)
@@ -152,4 +169,66 @@ func (t *terminalSize) Next() *remotecommand.TerminalSize {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// podName resolves the POD argument of logs and exec: a pod name, pod/NAME,
+// or a Deployment, StatefulSet or DaemonSet whose first running pod (the
+// oldest) is used, as kubectl logs deployment/web does.
+func (k *kubeFlags) podName(ctx context.Context, ns, arg string) (string, error) {
+	kindArg, name, ok := strings.Cut(arg, "/")
+	if !ok {
+		return arg, nil
+	}
+	switch strings.ToLower(kindArg) {
+	case "pod", "pods", "po", "spod", "pod.core.skiff.dev", "pods.core.skiff.dev":
+		return name, nil
+	}
+	kind, err := parseWorkloadKind(kindArg)
+	if err != nil {
+		return "", err
+	}
+	c, defaultNS, err := k.client()
+	if err != nil {
+		return "", err
+	}
+	if ns == "" {
+		ns = defaultNS
+	}
+	obj := kind.newObject()
+	if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, obj); err != nil {
+		return "", err
+	}
+	var sel *metav1.LabelSelector
+	switch o := obj.(type) {
+	case *appsv1alpha1.Deployment:
+		sel = o.Spec.Selector
+	case *appsv1alpha1.StatefulSet:
+		sel = o.Spec.Selector
+	case *appsv1alpha1.DaemonSet:
+		sel = o.Spec.Selector
+	}
+	selector, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil {
+		return "", err
+	}
+	var pods corev1alpha1.PodList
+	if err := c.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabelsSelector{Selector: selector}); err != nil {
+		return "", err
+	}
+	return pickPod(pods.Items, arg)
+}
+
+// pickPod prefers running pods, then the oldest.
+func pickPod(pods []corev1alpha1.Pod, of string) (string, error) {
+	if len(pods) == 0 {
+		return "", fmt.Errorf("%s has no pods", of)
+	}
+	sort.SliceStable(pods, func(i, j int) bool {
+		ri, rj := pods[i].Status.Phase == corev1.PodRunning, pods[j].Status.Phase == corev1.PodRunning
+		if ri != rj {
+			return ri
+		}
+		return pods[i].CreationTimestamp.Before(&pods[j].CreationTimestamp)
+	})
+	return pods[0].Name, nil
 }

@@ -144,7 +144,7 @@ func TestSkiffUp(t *testing.T) {
 	if out, err := exit.CombinedOutput(); exit.ProcessState == nil || exit.ProcessState.ExitCode() != 3 {
 		t.Errorf("kubectl skiff exec of a command that exits 3: %v\n%s", err, out)
 	}
-	if got := mustRun(t, c.kubectlCmd("skiff", "logs", pod, "--tail", "5")); !strings.Contains(got, "response:200") {
+	if got := mustRun(t, c.kubectlCmd("skiff", "logs", "deployment/hello", "--tail", "5")); !strings.Contains(got, "response:200") {
 		t.Errorf("kubectl skiff logs shows no request httpd served:\n%s", got)
 	}
 
