@@ -5,8 +5,8 @@
 // Service applied with plain `kubectl apply`, an HTTP request to the
 // Service's ClusterIP from the host (through the agent's nftables proxy),
 // `kubectl skiff` rollout status, get nodes, exec and logs,
-// a restart that brings the objects back, and `skiff down --purge`, after
-// which nothing of the cluster remains on the host.
+// a restart that brings the objects back, Ctrl-C, and `skiff down --purge`,
+// after which nothing of the cluster remains on the host.
 //
 // It needs root, the packages of hack/deps.sh and the control-plane
 // binaries of hack/envtest.sh; without them it skips and says why. Take
@@ -169,7 +169,25 @@ func TestSkiffUp(t *testing.T) {
 	mustRun(t, c.kubectlCmd("skiff", "rollout", "status", "deployment/hello", "--timeout", "2m"))
 	c.expectServed("hello from skiff\n")
 
-	// 4. skiff down --purge leaves nothing behind.
+	// 4. Ctrl-C, as a terminal sends it: SIGINT to skiff up's whole process
+	// group (etcd, kube-apiserver and kube-controller-manager too).
+	if err := syscall.Kill(-c.up.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.upDone:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("skiff up did not stop within 2 minutes of Ctrl-C:\n%s", c.output())
+	}
+	if out := c.output(); !strings.Contains(out, "Stopping the control plane") || strings.Contains(out, "warning:") {
+		t.Errorf("skiff up did not stop cleanly on Ctrl-C:\n%s", out)
+	}
+	if c.up.ProcessState.ExitCode() != 0 {
+		t.Errorf("skiff up exited %d on Ctrl-C", c.up.ProcessState.ExitCode())
+	}
+	c.checkNothingRuns(state)
+
+	// 5. skiff down --purge on the stopped cluster leaves nothing behind.
 	if got := mustRun(t, c.skiffCmd("down", "--purge")); !strings.Contains(got, "Purged") {
 		t.Errorf("skiff down --purge: %s", got)
 	}
