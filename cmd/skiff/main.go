@@ -1,6 +1,8 @@
 // Command skiff is the workstation tool of skiff, also installed as the
-// kubectl plugin kubectl-skiff: `skiff up` starts a local cluster and
-// `skiff convert` moves manifests between upstream and skiff apiVersions.
+// kubectl plugin kubectl-skiff: `skiff up`/`down` run a local single-node
+// cluster, `skiff image` puts images into its node, and rollout, logs,
+// exec, get nodes, cordon, uncordon, drain and convert work on skiff's
+// objects as kubectl's commands do on upstream ones.
 package main
 
 import (
