@@ -755,6 +755,24 @@ func (n *Node) removePod(ctx context.Context, uid types.UID, rp *RuntimePod) err
 			return err
 		}
 	}
+	return n.removeLogs(uid)
+}
+
+// removeLogs removes the log directory of a removed pod (its name is not
+// known any more when the pod object is gone), as the kubelet does.
+func (n *Node) removeLogs(uid types.UID) error {
+	if n.opts.RootDir == "" || uid == "" {
+		return nil
+	}
+	dirs, err := filepath.Glob(filepath.Join(n.opts.RootDir, "logs", "*_"+string(uid)))
+	if err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("removing the logs of pod %s: %w", uid, err)
+		}
+	}
 	return nil
 }
 

@@ -121,9 +121,6 @@ func (s *Server) Port() int32 { return int32(s.listener.Addr().(*net.TCPAddr).Po
 // Certificate is the PEM of the serving certificate, for the Node status.
 func (s *Server) Certificate() string { return string(s.certPEM) }
 
-// Handler serves the agent API without TLS, for tests.
-func (s *Server) Handler() http.Handler { return s.handler }
-
 // NeedLeaderElection is false: every agent serves its own node.
 func (s *Server) NeedLeaderElection() bool { return false }
 

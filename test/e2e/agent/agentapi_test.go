@@ -264,6 +264,8 @@ var _ = Describe("Agent API: logs and exec", Ordered, func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(st.Size()).To(BeNumerically("<", 64*1024))
 		Expect(k8sClient.Delete(ctx, p)).To(Succeed())
+		Eventually(func() error { _, err := os.Stat(filepath.Dir(dir)); return err }, 30*time.Second, 200*time.Millisecond).Should(MatchError(os.ErrNotExist),
+			"the logs of a removed pod remain")
 	})
 
 	It("runs a command and returns its output and exit code, over WebSocket and SPDY", func() {
@@ -286,6 +288,18 @@ var _ = Describe("Agent API: logs and exec", Ordered, func() {
 		stdout, _, code, err = execIn(ws, "")
 		Expect(err).NotTo(HaveOccurred())
 		Expect([]any{stdout, code}).To(Equal([]any{"out\n", 7}))
+
+		// Figures, not assertions: one exec of that shell command, from the
+		// request to the exit code.
+		for name, ex := range map[string]remotecommand.Executor{"SPDY": spdy, "WebSocket": ws} {
+			const n = 10
+			start := time.Now()
+			for range n {
+				_, _, _, err := execIn(ex, "")
+				Expect(err).NotTo(HaveOccurred())
+			}
+			GinkgoWriter.Printf("Exec over %s through the agent API: %s per command (mean of %d)\n", name, (time.Since(start) / n).Round(100*time.Microsecond), n)
+		}
 
 		ex, err = admin.Executor(ns, "logger", "count", &corev1.PodExecOptions{Command: []string{"cat"}, Stdin: true, Stdout: true})
 		Expect(err).NotTo(HaveOccurred())
