@@ -339,6 +339,13 @@ func registerAll(ctx context.Context, keepers []*node.Node) error {
 	return first
 }
 
+// SimulatedQPS is the client QPS skiff-agent ships with for n simulated
+// nodes in one process: 2 per node (a pod start and a status patch each
+// second on every node), at least 50 and at most 1000.
+func SimulatedQPS(n int) float32 {
+	return float32(min(1000, max(50, 2*n)))
+}
+
 // SimulatedNodes describes n simulated nodes named <prefix><index>, each with
 // the same resources, for Options.Nodes with Simulated and a fake runtime.
 func SimulatedNodes(prefix string, n int, res node.Resources) []NodeSpec {

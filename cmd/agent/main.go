@@ -122,7 +122,7 @@ func run() error {
 		opts.Runtime = fake.New(fake.Options{StartDelay: *simDelay, RunDuration: *simRun})
 		opts.Nodes = agent.SimulatedNodes(*prefix, *nodes, res)
 		if *qps == 0 {
-			*qps = min(1000, max(50, float64(*nodes)*2))
+			*qps = float64(agent.SimulatedQPS(*nodes))
 		}
 		if *workers == 0 {
 			opts.Workers = 64

@@ -27,11 +27,15 @@ func main() {
 	flag.DurationVar(&opts.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "How long a Node's Lease may go unrenewed before the Node is marked Ready=Unknown and tainted unreachable.")
 	flag.StringVar(&opts.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "Range from which each Node gets its spec.podCIDR.")
 	flag.IntVar(&opts.NodeCIDRMaskSize, "node-cidr-mask-size", 24, "Prefix length of each Node's pod CIDR.")
+	var qps float64
+	flag.Float64Var(&qps, "kube-api-qps", manager.DefaultQPS, "Requests per second the manager's controllers and scheduler send to the API server together; negative turns client-side limiting off.")
+	flag.IntVar(&opts.Burst, "kube-api-burst", manager.DefaultBurst, "Requests the manager may send at once above --kube-api-qps.")
 	flag.StringVar(&opts.ServiceCIDR, "service-cluster-ip-range", "10.112.0.0/16", "Range of Service ClusterIPs; it must not overlap the host cluster's own service range.")
 	flag.StringVar(&opts.NodePortRange, "service-node-port-range", "30000-32767", "Range of Service NodePorts.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	opts.QPS = float32(qps)
 
 	logger := zap.New(zap.UseFlagOptions(&zapOpts))
 	ctrl.SetLogger(logger)

@@ -2,9 +2,12 @@ package batch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -228,10 +231,8 @@ func (r *JobReconciler) trackFinishedPods(ctx context.Context, s *jobScope) erro
 			return fmt.Errorf("recording finished pods of job %s: %w", klog.KObj(job), err)
 		}
 	}
-	for _, pod := range release {
-		if err := r.removeTrackingFinalizer(ctx, pod); err != nil {
-			return err
-		}
+	if err := r.removeTrackingFinalizers(ctx, release); err != nil {
+		return err
 	}
 	if len(uncounted.Succeeded)+len(uncounted.Failed) == 0 {
 		return nil
@@ -320,20 +321,24 @@ func (r *JobReconciler) manageActive(ctx context.Context, s *jobScope, active []
 	if wait := backoffRemaining(job, s.pods, s.now); wait > 0 {
 		return earliest(result, ctrl.Result{RequeueAfter: wait}), nil
 	}
+	// At most BurstReplicas creations per sync, as upstream's
+	// MaxPodCreateDeletePerSync; the pod events of this batch bring the next.
+	create := plan.create[:min(len(plan.create), podcontrol.BurstReplicas)]
 	key := podcontrol.Key(job)
-	r.expectations.ExpectCreations(key, len(plan.create))
+	r.expectations.ExpectCreations(key, len(create))
 	ref := podcontrol.ControllerRef(job, batchv1alpha1.GroupVersion.WithKind("Job"))
-	next := 0
-	created, err := podcontrol.SlowStartBatch(len(plan.create), 1, func() error {
-		idx := plan.create[next]
-		next++
+	// The calls of one slow-start batch run concurrently: each takes the
+	// next index atomically.
+	var next atomic.Int64
+	created, err := podcontrol.SlowStartBatch(len(create), 1, func() error {
+		idx := create[next.Add(1)-1]
 		pod := newJobPod(job, ref, idx, indexFailureCount(job, s.pods, idx))
 		if err := r.pods.CreatePod(ctx, pod, job); err != nil {
 			return err
 		}
 		return nil
 	})
-	for i := created; i < len(plan.create); i++ {
+	for i := created; i < len(create); i++ {
 		r.expectations.CreationObserved(key) // never to be observed
 	}
 	if err != nil {
@@ -360,10 +365,8 @@ func (r *JobReconciler) deletePods(ctx context.Context, job *batchv1alpha1.Job, 
 // finishedJob releases the pods of a finished Job and deletes the Job when
 // its ttlSecondsAfterFinished has passed.
 func (r *JobReconciler) finishedJob(ctx context.Context, s *jobScope) (ctrl.Result, error) {
-	for _, pod := range podsWithFinalizer(s.pods) {
-		if err := r.removeTrackingFinalizer(ctx, pod); err != nil {
-			return ctrl.Result{}, err
-		}
+	if err := r.removeTrackingFinalizers(ctx, podsWithFinalizer(s.pods)); err != nil {
+		return ctrl.Result{}, err
 	}
 	res := r.ttlResult(s.job, s.now)
 	if s.job.Spec.TTLSecondsAfterFinished == nil || res.RequeueAfter > 0 {
@@ -408,6 +411,37 @@ func (r *JobReconciler) releaseOrphans(ctx context.Context, job types.Namespaced
 		}
 	}
 	return nil
+}
+
+// finalizerWorkers bounds the finalizer removals in flight; the client's
+// rate limiter paces them further.
+const finalizerWorkers = 32
+
+// removeTrackingFinalizers releases pods concurrently, as upstream does,
+// and returns the errors of those it could not release.
+func (r *JobReconciler) removeTrackingFinalizers(ctx context.Context, pods []*corev1alpha1.Pod) error {
+	if len(pods) == 1 {
+		return r.removeTrackingFinalizer(ctx, pods[0])
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, finalizerWorkers)
+	for _, pod := range pods {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := r.removeTrackingFinalizer(ctx, pod); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (r *JobReconciler) removeTrackingFinalizer(ctx context.Context, pod *corev1alpha1.Pod) error {

@@ -26,6 +26,19 @@ import (
 	"github.com/skiff-dev/skiff/internal/scheme"
 )
 
+// Shipped client limits of skiff-controller-manager (flags --kube-api-qps
+// and --kube-api-burst). Upstream gives every controller of
+// kube-controller-manager a client of its own at 20 QPS (burst 30), and
+// kube-scheduler one at 50 (burst 100); skiff's controllers and scheduler
+// share one budget in one process, so it is sized for the busiest of them
+// running at once: a 1000-pod rollout creates, binds and deletes pods at
+// the same time. API Priority and Fairness on the server still protects it
+// from a manager that asks for more than its share.
+const (
+	DefaultQPS   = 200
+	DefaultBurst = 400
+)
+
 // Options configure the manager.
 type Options struct {
 	// LeaderElection makes one replica of several active at a time.
@@ -65,6 +78,11 @@ type Options struct {
 	// deadlines, back-off, TTLs); nil means the real clock. Tests move it
 	// ahead instead of waiting.
 	JobClock clock.PassiveClock
+	// QPS and Burst limit the requests of the manager's clients to the API
+	// server; zero means DefaultQPS and DefaultBurst, a negative QPS turns
+	// client-side limiting off (API Priority and Fairness still applies).
+	QPS   float32
+	Burst int
 	// SkipNameValidation lets one process build several managers one after
 	// another (test suites): controller names are otherwise unique per process.
 	SkipNameValidation bool
@@ -73,6 +91,14 @@ type Options struct {
 // New returns a manager with every skiff controller registered. It fails
 // with a clear message when skiff's CRDs are not installed in the cluster.
 func New(cfg *rest.Config, opts Options) (ctrl.Manager, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = opts.QPS, opts.Burst
+	if cfg.QPS == 0 {
+		cfg.QPS = DefaultQPS
+	}
+	if cfg.Burst == 0 {
+		cfg.Burst = DefaultBurst
+	}
 	if err := checkCRDs(cfg); err != nil {
 		return nil, err
 	}

@@ -39,14 +39,14 @@ func runUpstreamScheduling(b *testing.B, sc scenario) result {
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 		b.Fatal(err)
 	}
-	wait := bindTimes(ctx, b, cs, ns.Name, sc.pods)
+	tracker := trackPods(ctx, corePods(cs, ns.Name))
 	created := make([]time.Time, sc.pods)
 	parallel(b, sc.pods, func(i int) error {
 		created[i] = time.Now()
 		_, err := cs.CoreV1().Pods(ns.Name).Create(ctx, upstreamPod(ns.Name, i), metav1.CreateOptions{})
 		return err
 	})
-	bound := wait()
+	bound := tracker.waitBound(ctx, b, sc.pods)
 	byName := map[string]time.Time{}
 	for i, t := range created {
 		byName[fmt.Sprintf("pod-%d", i)] = t

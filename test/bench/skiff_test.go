@@ -9,8 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/rest"
+		"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -86,48 +85,6 @@ func skiffPod(ns string, i int) *corev1alpha1.Pod {
 	return &corev1alpha1.Pod{ObjectMeta: up.ObjectMeta, Spec: up.Spec}
 }
 
-// skiffBindTimes watches skiff pods in ns and records when each got a
-// node. A watch the server ends is resumed after a fresh list.
-func skiffBindTimes(ctx context.Context, b *testing.B, c client.WithWatch, ns string, want int) func() map[string]time.Time {
-	b.Helper()
-	bound := map[string]time.Time{}
-	seen := func(name, node string) {
-		if _, ok := bound[name]; !ok && node != "" {
-			bound[name] = time.Now()
-		}
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for len(bound) < want && ctx.Err() == nil {
-			list := &corev1alpha1.PodList{}
-			if err := c.List(ctx, list, client.InNamespace(ns)); err != nil {
-				time.Sleep(100 * time.Millisecond)
-				continue
-			}
-			for _, p := range list.Items {
-				seen(p.Name, p.Spec.NodeName)
-			}
-			w, err := c.Watch(ctx, &corev1alpha1.PodList{}, client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
-			if err != nil {
-				continue
-			}
-			for ev := range w.ResultChan() {
-				if pod, ok := ev.Object.(*corev1alpha1.Pod); ok && ev.Type != watch.Deleted {
-					seen(pod.Name, pod.Spec.NodeName)
-				}
-				if len(bound) >= want {
-					w.Stop()
-				}
-			}
-		}
-	}()
-	return func() map[string]time.Time {
-		<-done
-		return bound
-	}
-}
-
 // runSkiffScheduling is runUpstreamScheduling for skiff: simulated nodes,
 // skiff's scheduler, skiff Pods.
 func runSkiffScheduling(b *testing.B, sc scenario) result {
@@ -152,13 +109,13 @@ func runSkiffScheduling(b *testing.B, sc scenario) result {
 	if err := c.Create(ctx, ns); err != nil {
 		b.Fatal(err)
 	}
-	wait := skiffBindTimes(ctx, b, c, ns.Name, sc.pods)
+	tracker := trackPods(ctx, skiffPods(c, ns.Name))
 	created := make([]time.Time, sc.pods)
 	parallel(b, sc.pods, func(i int) error {
 		created[i] = time.Now()
 		return c.Create(ctx, skiffPod(ns.Name, i))
 	})
-	bound := wait()
+	bound := tracker.waitBound(ctx, b, sc.pods)
 	byName := map[string]time.Time{}
 	for i, t := range created {
 		byName[fmt.Sprintf("pod-%d", i)] = t
