@@ -4,7 +4,7 @@
 # one pinned Kubernetes version, cached outside the clone.
 #
 #   hack/envtest.sh          # ensure the binaries, print the directory holding them
-#   hack/envtest.sh --bench  # also kube-scheduler, kubelet and kwok, which `make bench` compares against
+#   hack/envtest.sh --bench  # also kube-scheduler, kubelet, kwok and etcd 3.6 (bench-etcd), which `make bench` uses
 #
 # Order of preference for each binary:
 #   1. already in the cache directory (a second run is instant);
@@ -24,6 +24,7 @@ DIR="$CACHE_ROOT/envtest/$K8S_VERSION"
 SRC="$CACHE_ROOT/envtest/src-$K8S_VERSION"
 GO="${GO:-go}"
 KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
+BENCH_ETCD_VERSION="${BENCH_ETCD_VERSION:-v3.6.16}"
 
 log() { printf '[envtest %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -148,6 +149,21 @@ ensure_bench_tools() {
 		run "building kwok $KWOK_VERSION (first time only)" bash -c \
 			"GOBIN='$DIR/.kwok' CGO_ENABLED=0 '$GO' install sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION && mv '$DIR/.kwok/kwok' '$DIR/kwok'"
 	fi
+	# kwok asks for streaming lists, which kube-apiserver refuses over
+	# Debian's etcd 3.4 (it lacks RequestWatchProgress); kwok would then see
+	# pods only when it relists, tens of seconds late. The benchmarks run
+	# their control plane on this etcd instead.
+	if ! have bench-etcd; then
+		run "building etcd $BENCH_ETCD_VERSION for the benchmarks (first time only)" build_etcd
+	fi
+}
+
+build_etcd() {
+	local src="$CACHE_ROOT/envtest/src-etcd-$BENCH_ETCD_VERSION"
+	mkdir -p "$src"
+	printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' >"$src/main.go"
+	printf 'module skiff.dev/etcd-build\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$BENCH_ETCD_VERSION" >"$src/go.mod"
+	(cd "$src" && GOFLAGS=-mod=mod CGO_ENABLED=0 "$GO" build -trimpath -o "$DIR/bench-etcd.tmp" . && mv "$DIR/bench-etcd.tmp" "$DIR/bench-etcd")
 }
 
 main() {

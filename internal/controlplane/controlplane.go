@@ -55,6 +55,8 @@ type Options struct {
 	WorkDir string
 	// EtcdDataDir keeps etcd's data; empty means a temporary directory.
 	EtcdDataDir string
+	// EtcdPath is an etcd binary to run instead of the one in AssetsDir.
+	EtcdPath string
 	// Output receives the logs of the control-plane processes; nil discards them.
 	Output io.Writer
 	// WithoutCRDs skips installing skiff's CRDs.
@@ -143,8 +145,8 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		}
 		cp.env.WebhookInstallOptions.ValidatingWebhooks = []*admissionregistrationv1.ValidatingWebhookConfiguration{webhooks}
 	}
-	if opts.EtcdDataDir != "" {
-		cp.env.ControlPlane.Etcd = &envtest.Etcd{DataDir: opts.EtcdDataDir}
+	if opts.EtcdDataDir != "" || opts.EtcdPath != "" {
+		cp.env.ControlPlane.Etcd = &envtest.Etcd{DataDir: opts.EtcdDataDir, Path: opts.EtcdPath}
 	}
 	if opts.Output != nil {
 		cp.env.AttachControlPlaneOutput = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ func envInt(name string, def int) int {
 func startWorkloadEnv(ctx context.Context, b *testing.B, nodes int) *workloadEnv {
 	b.Helper()
 	ctrl.SetLogger(zap.New(zap.WriteTo(discard{})))
-	cp, err := controlplane.Start(ctx, controlplane.Options{})
+	cp, err := controlplane.Start(ctx, controlplane.Options{EtcdPath: filepath.Join(assetsDir(), "bench-etcd")})
 	if err != nil {
 		b.Fatal(err)
 	}
