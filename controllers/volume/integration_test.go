@@ -136,6 +136,13 @@ var _ = Describe("binding", func() {
 			pv.Labels = map[string]string{"suite": suffix}
 			create(pv)
 		}
+		// As upstream, only Available volumes are candidates: wait until
+		// all three are, or the claim may take the first one that is.
+		Eventually(func(g Gomega) {
+			for _, name := range []string{"b1-", "b5-", "b10-"} {
+				g.Expect(getPV(name + suffix)(g).Status.Phase).To(Equal(corev1.VolumeAvailable))
+			}
+		}, timeout, poll).Should(Succeed())
 		claim := newClaim(ns, "data", "3Gi", "")
 		claim.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"suite": suffix}}
 		create(claim)

@@ -12,11 +12,17 @@ import (
 const samplesDir = "../../../config/samples"
 
 var _ = Describe("config/samples", func() {
-	It("has a sample of every kind", func() {
+	It("has a sample of every kind, each listed in its kustomization", func() {
 		kinds := map[string]bool{}
 		files, err := filepath.Glob(filepath.Join(samplesDir, "*.yaml"))
 		Expect(err).NotTo(HaveOccurred())
+		kustomization, err := os.ReadFile(filepath.Join(samplesDir, "kustomization.yaml"))
+		Expect(err).NotTo(HaveOccurred())
 		for _, f := range files {
+			if filepath.Base(f) == "kustomization.yaml" {
+				continue
+			}
+			Expect(string(kustomization)).To(ContainSubstring("- "+filepath.Base(f)+"\n"), "config/samples/kustomization.yaml must list %s", filepath.Base(f))
 			raw, err := os.ReadFile(f)
 			Expect(err).NotTo(HaveOccurred())
 			kinds[fromYAML(string(raw), "").GetKind()] = true
@@ -27,12 +33,12 @@ var _ = Describe("config/samples", func() {
 		}
 	})
 
-	It("applies with client-side kubectl apply, twice", func() {
-		out, err := kubectl(nil, "apply", "-f", samplesDir)
+	It("applies with client-side kubectl apply -k, twice", func() {
+		out, err := kubectl(nil, "apply", "-k", samplesDir)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(strings.Count(out, "created")).To(Equal(14), out)
 		// A second apply diffs against the last-applied annotation: nothing changes.
-		out, err = kubectl(nil, "apply", "-f", samplesDir)
+		out, err = kubectl(nil, "apply", "-k", samplesDir)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(strings.Count(out, "unchanged")).To(Equal(14), out)
 
@@ -41,7 +47,7 @@ var _ = Describe("config/samples", func() {
 		for _, name := range []string{"deployment.apps.skiff.dev/nginx-deployment", "cronjob.batch.skiff.dev/hello", "pod.core.skiff.dev/nginx"} {
 			Expect(out).To(ContainSubstring(name))
 		}
-		out, err = kubectl(nil, "delete", "-f", samplesDir, "--wait=false")
+		out, err = kubectl(nil, "delete", "-k", samplesDir, "--wait=false")
 		Expect(err).NotTo(HaveOccurred(), out)
 	})
 
