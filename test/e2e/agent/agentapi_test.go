@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -95,7 +97,7 @@ var _ = Describe("Agent API: logs and exec", Ordered, func() {
 	counter := corev1.Container{Name: "count", Image: busyboxImage,
 		Command: []string{"sh", "-c", `i=0; while :; do echo "tick $i"; i=$((i+1)); usleep 200000; done`}}
 	restarter := corev1.Container{Name: "restarter", Image: busyboxImage,
-		Command:      []string{"sh", "-c", `n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/n; echo "run $n"; echo "oops $n" >&2; sleep 1; exit 1`},
+		Command:      []string{"sh", "-c", `n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/n; echo "run $n"; usleep 200000; echo "oops $n" >&2; sleep 1; exit 1`},
 		VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}}
 
 	BeforeAll(func() {
@@ -190,13 +192,16 @@ var _ = Describe("Agent API: logs and exec", Ordered, func() {
 		Eventually(func(g Gomega) {
 			cur, err := readLogs(admin, ns, "logger", "restarter", nil)
 			g.Expect(err).NotTo(HaveOccurred())
-			var n int
-			_, err = fmt.Sscanf(cur, "run %d", &n)
-			g.Expect(err).NotTo(HaveOccurred())
+			// stdout and stderr reach the log through separate pipes: look
+			// for the lines, not at their order.
+			m := regexp.MustCompile(`(?m)^run (\d+)$`).FindStringSubmatch(cur)
+			g.Expect(m).To(HaveLen(2), "current log %q", cur)
+			n, _ := strconv.Atoi(m[1])
 			g.Expect(n).To(BeNumerically(">=", 2))
 			prev, err := readLogs(admin, ns, "logger", "restarter", &corev1.PodLogOptions{Previous: true})
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(prev).To(Equal(fmt.Sprintf("run %d\noops %d\n", n-1, n-1)))
+			g.Expect(strings.Split(strings.TrimSuffix(prev, "\n"), "\n")).To(ConsistOf(fmt.Sprintf("run %d", n-1), fmt.Sprintf("oops %d", n-1)),
+				"previous log %q", prev)
 			stderr, err := readLogs(admin, ns, "logger", "restarter", &corev1.PodLogOptions{Previous: true, Stream: ptr.To(corev1.LogStreamStderr)})
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(stderr).To(Equal(fmt.Sprintf("oops %d\n", n-1)))
