@@ -258,6 +258,13 @@ func TestRolloutConditions(t *testing.T) {
 			deadline:   600,
 			wantReason: appsv1alpha1.ReasonProgressDeadlineExceeded,
 		},
+		"a complete rollout that starts again progresses from now, even when the stored counts already hold the new ReplicaSet": {
+			old:         appsv1alpha1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 1, AvailableReplicas: 2, Conditions: progressing(appsv1alpha1.ReasonNewReplicaSetAvailable, metav1.ConditionTrue, now.Add(-time.Hour))},
+			cur:         appsv1alpha1.DeploymentStatus{ObservedGeneration: 1, Replicas: 3, UpdatedReplicas: 1, AvailableReplicas: 2},
+			deadline:    3,
+			wantReason:  appsv1alpha1.ReasonReplicaSetUpdated,
+			wantRequeue: true,
+		},
 		"no progress, deadline not yet passed": {
 			old:         appsv1alpha1.DeploymentStatus{Replicas: 3, UpdatedReplicas: 1, Conditions: progressing(appsv1alpha1.ReasonReplicaSetUpdated, metav1.ConditionTrue, now.Add(-time.Minute))},
 			cur:         appsv1alpha1.DeploymentStatus{ObservedGeneration: 1, Replicas: 3, UpdatedReplicas: 1},

@@ -57,7 +57,12 @@ func rolloutConditions(d *appsv1alpha1.Deployment, st *appsv1alpha1.DeploymentSt
 			progressing.Status, progressing.Reason = metav1.ConditionTrue, appsv1alpha1.ReasonNewReplicaSetAvailable
 			progressing.Message = fmt.Sprintf("ReplicaSet %q has successfully progressed.", name)
 			setCondition(&st.Conditions, progressing, now)
-		case deploymentProgressing(d, st):
+		case deploymentProgressing(d, st),
+			// A rollout that was complete has started again (a new template,
+			// or a scale-up): it progresses from now, whether or not this
+			// sync's counts differ from the stored ones, which may already
+			// hold the new ReplicaSet when the write that created it was lost.
+			cur != nil && cur.Reason == appsv1alpha1.ReasonNewReplicaSetAvailable:
 			progressing.Status, progressing.Reason = metav1.ConditionTrue, appsv1alpha1.ReasonReplicaSetUpdated
 			progressing.Message = fmt.Sprintf("ReplicaSet %q is progressing.", name)
 			refreshCondition(&st.Conditions, progressing, now)
