@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +14,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/skiff-dev/skiff/agent/cri"
+	"github.com/skiff-dev/skiff/internal/mounts"
 )
 
 // Cleanup removes everything a managed containerd under rootDir left on
@@ -45,7 +45,7 @@ func Cleanup(ctx context.Context, rootDir, nodeName string) error {
 	for _, pid := range shimPIDs(sock) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	mounts, _ := mountsUnder(rootDir)
+	mounts, _ := mounts.Under(rootDir)
 	for _, m := range mounts {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 			errs = append(errs, fmt.Sprintf("unmounting %s: %v", m, err))
@@ -88,24 +88,4 @@ func shimPIDs(sock string) []int {
 		}
 	}
 	return pids
-}
-
-// mountsUnder lists the mount points at or below dir, deepest first.
-func mountsUnder(dir string) ([]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		if mp := f[4]; mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out, nil
 }

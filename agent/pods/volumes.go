@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +17,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+
+	"github.com/skiff-dev/skiff/internal/mounts"
 )
 
 // HostVolumes prepares pod volumes in directories of the host under
@@ -389,7 +390,7 @@ func sameContents(dir string, files map[string]file) bool {
 }
 
 func isMountPoint(dir string) bool {
-	mounts, _ := mountsUnder(dir)
+	mounts, _ := mounts.Under(dir)
 	for _, m := range mounts {
 		if m == dir {
 			return true
@@ -398,31 +399,10 @@ func isMountPoint(dir string) bool {
 	return false
 }
 
-// mountsUnder lists the mount points at or below dir, deepest first.
-func mountsUnder(dir string) ([]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		mp := f[4]
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out, nil
-}
-
 // Cleanup unmounts and removes the pod's directory.
 func (v *HostVolumes) Cleanup(_ context.Context, uid types.UID) error {
 	dir := v.podDir(uid)
-	mounts, _ := mountsUnder(dir)
+	mounts, _ := mounts.Under(dir)
 	for _, m := range mounts {
 		if err := syscall.Unmount(m, 0); err != nil {
 			return fmt.Errorf("unmounting %s: %w", m, err)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"sigs.k8s.io/knftables"
 
 	"github.com/skiff-dev/skiff/controllers/proxy"
+	"github.com/skiff-dev/skiff/internal/mounts"
 )
 
 type downOptions struct {
@@ -120,7 +120,7 @@ func purge(ctx context.Context, out io.Writer, c cluster, state *upState) error 
 	if err := removeProxyTable(ctx, out); err != nil {
 		errs = append(errs, err)
 	}
-	mounts, err := mountsUnder(c.dir)
+	mounts, err := mounts.Under(c.dir)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -180,24 +180,4 @@ func processesNamed(name string) []int {
 		}
 	}
 	return pids
-}
-
-// mountsUnder lists the mount points at or below dir, deepest first.
-func mountsUnder(dir string) ([]string, error) {
-	b, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		if mp := f[4]; mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out, nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/watch"
@@ -25,6 +26,7 @@ import (
 	"github.com/skiff-dev/skiff/api/conditions"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 	"github.com/skiff-dev/skiff/internal/controlplane"
+	"github.com/skiff-dev/skiff/internal/mounts"
 	"github.com/skiff-dev/skiff/internal/scheme"
 )
 
@@ -79,20 +81,21 @@ func BenchmarkPodStart(b *testing.B) {
 }
 
 type podStartEnv struct {
-	ctx      context.Context
-	work     string
-	node     string
-	cidr     string
-	cd       *containerd.Containerd
-	rt       cri.Runtime
-	cp       *controlplane.ControlPlane
-	c        client.WithWatch
-	kubecfg  string
-	assets   string
-	binDir   string
-	cdRoot   string
-	sysctls  map[string]string
-	kubelets []*exec.Cmd
+	ctx     context.Context
+	work    string
+	node    string
+	cidr    string
+	cd      *containerd.Containerd
+	rt      cri.Runtime
+	cp      *controlplane.ControlPlane
+	c       client.WithWatch
+	kubecfg string
+	assets  string
+	binDir  string
+	cdRoot  string
+	sysctls map[string]string
+	// kubeletRan says the kubelet's cgroups need removing.
+	kubeletRan bool
 }
 
 func runPodStart(b *testing.B) {
@@ -275,34 +278,44 @@ func (e *podStartEnv) floor(b *testing.B, n int) startLatency {
 	return startLatency{running: lat, ready: lat}
 }
 
-// withSkiffAgent runs skiff-agent on the benchmark's containerd while f runs.
-func (e *podStartEnv) withSkiffAgent(b *testing.B, f func()) {
+// start runs a program of the benchmark in its own process group, its
+// output in <work>/<logName>. done closes when it exits; stop ends it
+// (SIGTERM, then SIGKILL after 30 s) and waits, so that it never outlives
+// the side it measured, even when the benchmark fails.
+func (e *podStartEnv) start(b *testing.B, logName, bin string, args ...string) (done <-chan struct{}, stop func()) {
 	b.Helper()
-	logf, err := os.Create(filepath.Join(e.work, "agent.log"))
+	logf, err := os.Create(filepath.Join(e.work, logName))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer logf.Close()
-	cmd := exec.Command(filepath.Join(e.binDir, "skiff-agent"),
-		"--kubeconfig", e.kubecfg, "--node-name", e.node, "--root-dir", filepath.Join(e.work, "agent"),
-		"--containerd=external", "--cri-endpoint", e.cd.Endpoint(), "--pod-cidr", e.cidr,
-		"--node-ip", "127.0.0.1", "--proxy-mode", "none", "-v=1")
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
 		b.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	defer func() {
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); _ = logf.Close(); close(exited) }()
+	return exited, func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-done:
+		case <-exited:
 		case <-time.After(30 * time.Second):
 			_ = cmd.Process.Kill()
-			<-done
+			<-exited
 		}
-	}()
+	}
+}
+
+// withSkiffAgent runs skiff-agent on the benchmark's containerd while f runs.
+func (e *podStartEnv) withSkiffAgent(b *testing.B, f func()) {
+	b.Helper()
+	done, stop := e.start(b, "agent.log", filepath.Join(e.binDir, "skiff-agent"),
+		"--kubeconfig", e.kubecfg, "--node-name", e.node, "--root-dir", filepath.Join(e.work, "agent"),
+		"--containerd=external", "--cri-endpoint", e.cd.Endpoint(), "--pod-cidr", e.cidr,
+		"--node-ip", "127.0.0.1", "--proxy-mode", "none", "-v=1")
+	defer stop()
 	e.waitFor(b, "skiff node Ready", func() bool {
 		n := &corev1alpha1.Node{}
 		if err := e.c.Get(e.ctx, client.ObjectKey{Name: e.node}, n); err != nil {
@@ -466,19 +479,8 @@ func (e *podStartEnv) deleteAll(b *testing.B, obj client.Object, list client.Obj
 		if err := e.c.List(e.ctx, list, client.InNamespace(ns)); err != nil {
 			return false
 		}
-		items, _ := metaItems(list)
-		return items == 0
+		return meta.LenList(list) == 0
 	}, nil)
-}
-
-func metaItems(list client.ObjectList) (int, error) {
-	switch l := list.(type) {
-	case *corev1alpha1.PodList:
-		return len(l.Items), nil
-	case *corev1.PodList:
-		return len(l.Items), nil
-	}
-	return 0, fmt.Errorf("unknown list %T", list)
 }
 
 // kubeletSysctls are the kernel settings the kubelet writes on start
@@ -523,30 +525,10 @@ enableServer: false
 	if err := os.WriteFile(cfgPath, []byte(config), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	logf, err := os.Create(filepath.Join(e.work, "kubelet.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer logf.Close()
-	cmd := exec.Command(filepath.Join(e.assets, "kubelet"), "--kubeconfig", e.kubecfg, "--config", cfgPath,
+	e.kubeletRan = true
+	done, stop := e.start(b, "kubelet.log", filepath.Join(e.assets, "kubelet"), "--kubeconfig", e.kubecfg, "--config", cfgPath,
 		"--root-dir", filepath.Join(dir, "root"), "--cert-dir", filepath.Join(dir, "pki"), "--hostname-override", node, "--v=1")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	e.kubelets = append(e.kubelets, cmd)
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
+	defer stop()
 	e.waitFor(b, "kubelet node Ready", func() bool {
 		n := &corev1.Node{}
 		if err := e.c.Get(e.ctx, client.ObjectKey{Name: node}, n); err != nil {
@@ -594,11 +576,6 @@ func (e *podStartEnv) kubeletPods(b *testing.B, n int) startLatency {
 // a failure: containers and sandboxes, containerd and its shims, mounts,
 // the bridge, the kubelet's cgroups and sysctls, the control plane.
 func (e *podStartEnv) cleanup(b *testing.B) {
-	for _, k := range e.kubelets {
-		if k.ProcessState == nil && k.Process != nil {
-			_ = k.Process.Kill()
-		}
-	}
 	cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer ccancel()
 	if e.cd != nil {
@@ -610,7 +587,7 @@ func (e *podStartEnv) cleanup(b *testing.B) {
 	for s, v := range e.sysctls {
 		_ = os.WriteFile("/proc/sys/"+s, []byte(v), 0o644)
 	}
-	if len(e.kubelets) > 0 {
+	if e.kubeletRan {
 		removeKubeletCgroups(b)
 	}
 	unmountUnder(b, e.work)
@@ -643,20 +620,10 @@ func removeKubeletCgroups(b *testing.B) {
 // unmountUnder detaches every mount below dir, deepest first; one that is
 // already gone (a bind of a parent taken with it) is not an error.
 func unmountUnder(b *testing.B, dir string) {
-	raw, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		return
-	}
-	var points []string
-	for _, line := range strings.Split(string(raw), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
-			points = append(points, f[4])
-		}
-	}
-	slices.Sort(points)
-	for i := len(points) - 1; i >= 0; i-- {
-		if err := syscall.Unmount(points[i], syscall.MNT_DETACH); err != nil && err != syscall.EINVAL && err != syscall.ENOENT {
-			b.Logf("unmounting %s: %v", points[i], err)
+	points, _ := mounts.Under(dir)
+	for _, p := range points {
+		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil && err != syscall.EINVAL && err != syscall.ENOENT {
+			b.Logf("unmounting %s: %v", p, err)
 		}
 	}
 }
