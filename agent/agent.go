@@ -28,6 +28,7 @@ import (
 	"github.com/skiff-dev/skiff/agent/logs"
 	"github.com/skiff-dev/skiff/agent/node"
 	"github.com/skiff-dev/skiff/agent/pods"
+	"github.com/skiff-dev/skiff/agent/routes"
 	"github.com/skiff-dev/skiff/agent/server"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 	"github.com/skiff-dev/skiff/controllers/proxy"
@@ -102,6 +103,9 @@ type Options struct {
 	// ServiceProxy, when set, programs the cluster's Services into this
 	// node's nftables (real nodes only).
 	ServiceProxy *proxy.Config
+	// NodeRoutes, when set, routes the pod CIDRs of the other Nodes
+	// through their InternalIPs (agent/routes) on this node (real nodes only).
+	NodeRoutes *routes.Self
 	// Ready, when set, is closed once every node is registered.
 	Ready chan<- struct{}
 	// MetricsAddr serves Prometheus metrics and ProbeAddr /healthz and
@@ -229,6 +233,11 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	if opts.ServiceProxy != nil {
 		if err := startProxy(mgr, *opts.ServiceProxy); err != nil {
+			return err
+		}
+	}
+	if opts.NodeRoutes != nil {
+		if err := routes.New(mgr.GetCache(), routes.NetlinkTable{}, *opts.NodeRoutes).SetupWithManager(mgr); err != nil {
 			return err
 		}
 	}

@@ -131,14 +131,7 @@ func (n *Node) Register(ctx context.Context) error {
 	err := n.opts.Client.Get(ctx, client.ObjectKey{Name: n.opts.Name}, node)
 	if apierrors.IsNotFound(err) {
 		log.V(2).Info("Registering node")
-		node = &corev1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.opts.Name, Labels: map[string]string{
-			corev1.LabelHostname:   n.opts.Name,
-			corev1.LabelOSStable:   n.opts.Machine.OperatingSystem,
-			corev1.LabelArchStable: n.opts.Machine.Architecture,
-		}}}
-		for k, v := range n.opts.Labels {
-			node.Labels[k] = v
-		}
+		node = newNodeObject(n.opts.Name, n.opts.Machine, n.opts.Labels)
 		err = n.opts.Client.Create(ctx, node)
 	}
 	if err != nil {
@@ -151,6 +144,56 @@ func (n *Node) Register(ctx context.Context) error {
 		return err
 	}
 	return observeLeaseRenewal(n.renewLease(ctx))
+}
+
+// newNodeObject is the Node that registration creates.
+func newNodeObject(name string, m Machine, labels map[string]string) *corev1alpha1.Node {
+	node := &corev1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+		corev1.LabelHostname:   name,
+		corev1.LabelOSStable:   m.OperatingSystem,
+		corev1.LabelArchStable: m.Architecture,
+	}}}
+	for k, v := range labels {
+		node.Labels[k] = v
+	}
+	return node
+}
+
+// AwaitPodCIDR returns the spec.podCIDR of the Node named name, creating the
+// Node first when it does not exist (as Register would; Register then finds
+// it) and waiting until the node IPAM of skiff-controller-manager gives it
+// one. A node of a multi-node cluster needs the range the cluster routes to
+// it before its pod network starts.
+func AwaitPodCIDR(ctx context.Context, c client.Client, name string, m Machine) (string, error) {
+	log := ctrl.LoggerFrom(ctx).WithValues("node", klog.KRef("", name))
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	logged := false
+	for {
+		node := &corev1alpha1.Node{}
+		err := c.Get(ctx, client.ObjectKey{Name: name}, node)
+		if apierrors.IsNotFound(err) {
+			log.V(2).Info("Registering node before its pod network starts")
+			err = c.Create(ctx, newNodeObject(name, m, nil))
+			if apierrors.IsAlreadyExists(err) {
+				err = nil
+			}
+		}
+		switch {
+		case err != nil:
+			log.Error(err, "Reading the node's pod CIDR failed")
+		case node.Spec.PodCIDR != "":
+			return node.Spec.PodCIDR, nil
+		case !logged:
+			log.Info("Waiting for the node IPAM of skiff-controller-manager to give the node a spec.podCIDR")
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("waiting for the pod CIDR of node %s: %w", name, ctx.Err())
+		case <-t.C:
+		}
+	}
 }
 
 // Run renews the Lease and posts the status until ctx ends. Ticks start at

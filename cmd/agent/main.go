@@ -18,7 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -31,8 +33,10 @@ import (
 	"github.com/skiff-dev/skiff/agent/logs"
 	"github.com/skiff-dev/skiff/agent/node"
 	"github.com/skiff-dev/skiff/agent/pods"
+	"github.com/skiff-dev/skiff/agent/routes"
 	"github.com/skiff-dev/skiff/agent/server"
 	"github.com/skiff-dev/skiff/controllers/proxy"
+	"github.com/skiff-dev/skiff/internal/scheme"
 )
 
 func main() {
@@ -69,6 +73,8 @@ func run() error {
 		events         = fs.Bool("events", true, "record events on pods")
 		nodeIP         = fs.String("node-ip", "", "InternalIP of the node (default: the first global IPv4 address)")
 		podCIDR        = fs.String("pod-cidr", "10.88.0.0/16", "pod CIDR of a managed containerd when the Node has no spec.podCIDR")
+		waitPodCIDR    = fs.Bool("wait-for-pod-cidr", false, "with --containerd=managed: register the Node and wait until skiff-controller-manager's node IPAM gives it a spec.podCIDR, instead of falling back to --pod-cidr; set it on every node of a multi-node cluster")
+		nodeRoutes     = fs.Bool("node-routes", true, "route the other Nodes' spec.podCIDR through their InternalIP (host-gateway: the nodes share a link), so pods reach pods on other nodes; false when another network plugin connects the nodes")
 		pauseBinary    = fs.String("pause-binary", "", "static pause binary for the sandbox image of a managed containerd (default: skiff-pause next to this binary)")
 		clusterDNS     = fs.String("cluster-dns", "", "comma-separated DNS server addresses for ClusterFirst pods (default: the agent's own cluster DNS on a real node, see --serve-cluster-dns)")
 		clusterDomain  = fs.String("cluster-domain", "cluster.local", "cluster DNS domain")
@@ -149,6 +155,11 @@ func run() error {
 			if err != nil {
 				return err
 			}
+			if *waitPodCIDR {
+				if cidr, err = awaitPodCIDR(ctx, cfg, *nodeName, *rootDir, *nodeIP); err != nil {
+					return err
+				}
+			}
 			nodePodCIDR = cidr
 			cd, err := containerd.Start(ctx, containerd.Options{RootDir: filepath.Join(*rootDir, "containerd"), PodCIDR: cidr, PauseBinary: pause, NodeName: *nodeName, InsecureRegistries: splitList(*insecure)})
 			if err != nil {
@@ -194,6 +205,19 @@ func run() error {
 		} else if *proxyMode != "none" {
 			return fmt.Errorf("--proxy-mode must be nftables or none, not %q", *proxyMode)
 		}
+		if *nodeRoutes {
+			self := routes.Self{Name: *nodeName}
+			if self.PodCIDR, err = netip.ParsePrefix(nodePodCIDR); err != nil {
+				return fmt.Errorf("the node's pod CIDR %q: %w", nodePodCIDR, err)
+			}
+			self.PodCIDR = self.PodCIDR.Masked()
+			for _, a := range m.Addresses {
+				if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP {
+					self.Addresses = append(self.Addresses, ip)
+				}
+			}
+			opts.NodeRoutes = &self
+		}
 		opts.API = &server.Config{
 			Address: *address, Port: *port, CertDir: filepath.Join(*rootDir, "pki"),
 			TLSCertFile: *tlsCert, TLSKeyFile: *tlsKey, ClientCAFile: *clientCA,
@@ -236,6 +260,19 @@ func run() error {
 	}
 	cfg.QPS, cfg.Burst = float32(*qps), *burst
 	return agent.Run(ctx, opts)
+}
+
+// awaitPodCIDR registers the Node if needed and waits for its spec.podCIDR.
+func awaitPodCIDR(ctx context.Context, cfg *rest.Config, name, rootDir, nodeIP string) (string, error) {
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	if err != nil {
+		return "", err
+	}
+	m, err := node.HostMachine(rootDir, nodeIP)
+	if err != nil {
+		return "", err
+	}
+	return node.AwaitPodCIDR(ctx, c, name, m)
 }
 
 // podGateway is the address of the node's pod bridge: the first address of
