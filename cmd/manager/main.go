@@ -25,6 +25,9 @@ func main() {
 	flag.IntVar(&opts.WebhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
 	flag.StringVar(&opts.WebhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory holding tls.crt and tls.key of the webhook server.")
 	flag.DurationVar(&opts.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "How long a Node's Lease may go unrenewed before the Node is marked Ready=Unknown and tainted unreachable.")
+	notReadySecs := flag.Int64("default-not-ready-toleration-seconds", 300, "tolerationSeconds of the node.kubernetes.io/not-ready:NoExecute toleration given to pods that have none, as kube-apiserver's flag of that name.")
+	unreachableSecs := flag.Int64("default-unreachable-toleration-seconds", 300, "tolerationSeconds of the node.kubernetes.io/unreachable:NoExecute toleration given to pods that have none, as kube-apiserver's flag of that name.")
+	flag.DurationVar(&opts.TerminatingPodGCDelay, "terminating-pod-gc-delay", time.Minute, "How long after its grace period a terminating pod on a NotReady node is force-deleted, so that its controller replaces it (a StatefulSet pod's name is free only then); its containers there are removed when the node returns. Zero means 1m; negative never, as upstream (only the node.kubernetes.io/out-of-service taint releases such pods).")
 	flag.StringVar(&opts.ClusterCIDR, "cluster-cidr", "10.244.0.0/16", "Range from which each Node gets its spec.podCIDR.")
 	flag.IntVar(&opts.NodeCIDRMaskSize, "node-cidr-mask-size", 24, "Prefix length of each Node's pod CIDR.")
 	var qps float64
@@ -36,6 +39,7 @@ func main() {
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	opts.QPS = float32(qps)
+	opts.DefaultNotReadyTolerationSeconds, opts.DefaultUnreachableTolerationSeconds = notReadySecs, unreachableSecs
 
 	logger := zap.New(zap.UseFlagOptions(&zapOpts))
 	ctrl.SetLogger(logger)

@@ -164,13 +164,31 @@ func isLifecycleTaint(t corev1.Taint) bool {
 	return false
 }
 
+// DefaultTolerations are the tolerationSeconds a pod gets for the
+// not-ready and unreachable NoExecute taints when it has no toleration of
+// its own, as upstream's --default-not-ready-toleration-seconds and
+// --default-unreachable-toleration-seconds.
+type DefaultTolerations struct {
+	NotReady, Unreachable int64
+}
+
+// UpstreamDefaultTolerations are 300 s for both taints.
+var UpstreamDefaultTolerations = DefaultTolerations{NotReady: DefaultTolerationSeconds, Unreachable: DefaultTolerationSeconds}
+
+func (d DefaultTolerations) seconds(key string) int64 {
+	if key == corev1.TaintNodeNotReady {
+		return d.NotReady
+	}
+	return d.Unreachable
+}
+
 // evictionTime says when a pod on a node with these taints must be
 // evicted: never (ok false) when it tolerates every NoExecute taint for
 // ever; else the earliest time one of its tolerations runs out, counted
 // from when the taint was added. A pod without a toleration for the
-// not-ready or unreachable taint gets the default 300 s, as if upstream's
+// not-ready or unreachable taint gets the default, as if upstream's
 // DefaultTolerationSeconds had added it at admission.
-func evictionTime(pod *corev1alpha1.Pod, taints []corev1.Taint, now time.Time) (at time.Time, ok bool) {
+func evictionTime(pod *corev1alpha1.Pod, taints []corev1.Taint, defaults DefaultTolerations, now time.Time) (at time.Time, ok bool) {
 	for i := range taints {
 		t := &taints[i]
 		if t.Effect != corev1.TaintEffectNoExecute {
@@ -185,7 +203,7 @@ func evictionTime(pod *corev1alpha1.Pod, taints []corev1.Taint, now time.Time) (
 			if t.Key != corev1.TaintNodeNotReady && t.Key != corev1.TaintNodeUnreachable {
 				return added, true
 			}
-			seconds = ptrTo(DefaultTolerationSeconds)
+			seconds = ptrTo(defaults.seconds(t.Key))
 		}
 		if seconds == nil {
 			continue
@@ -228,3 +246,29 @@ func tolerationSeconds(tolerations []corev1.Toleration, t *corev1.Taint) (*int64
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// notReadyStatus returns the pod status with its Ready condition False, as
+// upstream's MarkPodsNotReady does for the pods of a node whose Ready
+// condition went Unknown: nobody hears from their containers any more, so
+// Services must stop sending them traffic now rather than when the pods
+// are evicted. It returns nil when there is nothing to change: the pod
+// finished, has no Ready condition yet, or is already not ready.
+func notReadyStatus(status corev1alpha1.PodStatus, nodeName string) *corev1alpha1.PodStatus {
+	if status.Phase == corev1.PodSucceeded || status.Phase == corev1.PodFailed {
+		return nil
+	}
+	ready := meta.FindStatusCondition(status.Conditions, conditions.Ready)
+	if ready == nil || ready.Status == metav1.ConditionFalse {
+		return nil
+	}
+	out := status.DeepCopy()
+	meta.SetStatusCondition(&out.Conditions, metav1.Condition{
+		Type:               conditions.Ready,
+		Status:             metav1.ConditionFalse,
+		Reason:             corev1alpha1.ReasonNodeUnreachable,
+		Message:            "Node " + nodeName + " stopped renewing its Lease; the pod's readiness is unknown.",
+		ObservedGeneration: ready.ObservedGeneration,
+	})
+	kstatus.SyncWithReady(&out.Conditions)
+	return out
+}

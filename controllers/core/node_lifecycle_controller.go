@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -44,6 +45,7 @@ type NodeLifecycleReconciler struct {
 	clock       clock.PassiveClock
 	gracePeriod time.Duration
 	evictions   *rate.Limiter
+	tolerations DefaultTolerations
 }
 
 var _ reconcile.Reconciler = (*NodeLifecycleReconciler)(nil)
@@ -57,12 +59,21 @@ func NewNodeLifecycleReconciler(c client.Client, recorder events.EventRecorder, 
 	if evictions == nil {
 		evictions = rate.NewLimiter(DefaultEvictionQPS, DefaultEvictionBurst)
 	}
-	return &NodeLifecycleReconciler{client: c, recorder: recorder, clock: clk, gracePeriod: gracePeriod, evictions: evictions}
+	return &NodeLifecycleReconciler{client: c, recorder: recorder, clock: clk, gracePeriod: gracePeriod, evictions: evictions,
+		tolerations: UpstreamDefaultTolerations}
+}
+
+// WithDefaultTolerations sets the tolerationSeconds of pods that have no
+// not-ready or unreachable toleration of their own (default 300 s each).
+func (r *NodeLifecycleReconciler) WithDefaultTolerations(d DefaultTolerations) *NodeLifecycleReconciler {
+	r.tolerations = d
+	return r
 }
 
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch
 // +kubebuilder:rbac:groups=core.skiff.dev,resources=nodes;nodes/status,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=core.skiff.dev,resources=pods,verbs=get;list;watch;delete
+// +kubebuilder:rbac:groups=core.skiff.dev,resources=pods/status,verbs=patch
 
 // Reconcile brings one node's status, taints and pods in line with its Lease.
 func (r *NodeLifecycleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -97,7 +108,15 @@ func (r *NodeLifecycleReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 	}
 
-	// 2. The lifecycle taints follow the node's health and pressure.
+	// 2. The pods of an unreachable node are not ready: Services stop
+	// sending them traffic before they are evicted.
+	if health == nodeUnreachable {
+		if err := r.markPodsNotReady(ctx, node); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	// 3. The lifecycle taints follow the node's health and pressure.
 	if taints, changed := desiredTaints(node.Spec.Taints, health, node.Status.Conditions, now); changed {
 		log.V(2).Info("Updating node taints", "health", health)
 		orig := node.DeepCopy()
@@ -107,13 +126,13 @@ func (r *NodeLifecycleReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 	}
 
-	// 3. Pods that do not tolerate the NoExecute taints are evicted in time.
+	// 4. Pods that do not tolerate the NoExecute taints are evicted in time.
 	next, err := r.evict(ctx, node, now)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 
-	// 4. Look again when the Lease would expire or the next eviction is due.
+	// 5. Look again when the Lease would expire or the next eviction is due.
 	result := ctrl.Result{}
 	if health != nodeUnreachable {
 		result.RequeueAfter = untilExpiry + 10*time.Millisecond
@@ -145,7 +164,7 @@ func (r *NodeLifecycleReconciler) evict(ctx context.Context, node *corev1alpha1.
 		if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			continue
 		}
-		at, ok := evictionTime(pod, node.Spec.Taints, now)
+		at, ok := evictionTime(pod, node.Spec.Taints, r.tolerations, now)
 		if !ok {
 			continue
 		}
@@ -166,6 +185,31 @@ func (r *NodeLifecycleReconciler) evict(ctx context.Context, node *corev1alpha1.
 			"Evicted from node %s: the pod does not tolerate its NoExecute taints %s", node.Name, noExecuteKeys(node.Spec.Taints))
 	}
 	return next, nil
+}
+
+// markPodsNotReady sets Ready=False on the node's pods that still say
+// they are ready, as upstream's MarkPodsNotReady.
+func (r *NodeLifecycleReconciler) markPodsNotReady(ctx context.Context, node *corev1alpha1.Node) error {
+	pods := &corev1alpha1.PodList{}
+	if err := r.client.List(ctx, pods, client.MatchingFields{PodNodeNameIndex: node.Name}); err != nil {
+		return fmt.Errorf("listing pods of node %s: %w", node.Name, err)
+	}
+	for i := range pods.Items {
+		pod := &pods.Items[i]
+		status := notReadyStatus(pod.Status, node.Name)
+		if status == nil {
+			continue
+		}
+		ctrl.LoggerFrom(ctx).V(2).Info("Marking pod not ready: its node is unreachable", "pod", klog.KObj(pod))
+		orig := pod.DeepCopy()
+		pod.Status = *status
+		// The optimistic lock keeps a status the agent wrote meanwhile: the
+		// next pass looks again.
+		if err := r.client.Status().Patch(ctx, pod, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("marking pod %s not ready: %w", klog.KObj(pod), err)
+		}
+	}
+	return nil
 }
 
 func hasNoExecute(taints []corev1.Taint) bool {
@@ -218,8 +262,15 @@ func (r *NodeLifecycleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// IndexPodsByNode registers PodNodeNameIndex once per manager.
+// podIndexed holds the managers whose caches have PodNodeNameIndex.
+var podIndexed sync.Map
+
+// IndexPodsByNode registers PodNodeNameIndex once per manager; every
+// controller of this package that lists a node's pods calls it.
 func IndexPodsByNode(ctx context.Context, mgr ctrl.Manager) error {
+	if _, done := podIndexed.LoadOrStore(mgr, true); done {
+		return nil
+	}
 	err := mgr.GetFieldIndexer().IndexField(ctx, &corev1alpha1.Pod{}, PodNodeNameIndex, func(o client.Object) []string {
 		if n := o.(*corev1alpha1.Pod).Spec.NodeName; n != "" {
 			return []string{n}
@@ -227,6 +278,7 @@ func IndexPodsByNode(ctx context.Context, mgr ctrl.Manager) error {
 		return nil
 	})
 	if err != nil {
+		podIndexed.Delete(mgr)
 		return fmt.Errorf("indexing pods by node: %w", err)
 	}
 	return nil

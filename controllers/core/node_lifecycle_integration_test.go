@@ -243,6 +243,148 @@ var _ = Describe("Node lifecycle", func() {
 	})
 })
 
+// setPodReady posts a Running status with the Ready condition, as the
+// pod's agent would.
+func setPodReady(pod *corev1alpha1.Pod) {
+	Eventually(func(g Gomega) {
+		fresh := &corev1alpha1.Pod{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), fresh)).To(Succeed())
+		fresh.Status.Phase = corev1.PodRunning
+		meta.SetStatusCondition(&fresh.Status.Conditions, metav1.Condition{Type: conditions.Ready, Status: metav1.ConditionTrue, Reason: "Test"})
+		g.Expect(k8sClient.Status().Update(ctx, fresh)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+}
+
+func podReady(pod *corev1alpha1.Pod) func(Gomega) *metav1.Condition {
+	return func(g Gomega) *metav1.Condition {
+		fresh := &corev1alpha1.Pod{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), fresh)).To(Succeed())
+		return meta.FindStatusCondition(fresh.Status.Conditions, conditions.Ready)
+	}
+}
+
+// withAgentFinalizer adds the finalizer the agent puts on bound pods.
+func withAgentFinalizer(pod *corev1alpha1.Pod) {
+	Eventually(func(g Gomega) {
+		fresh := &corev1alpha1.Pod{}
+		g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), fresh)).To(Succeed())
+		fresh.Finalizers = append(fresh.Finalizers, core.AgentFinalizer)
+		g.Expect(k8sClient.Update(ctx, fresh)).To(Succeed())
+	}, timeout, interval).Should(Succeed())
+}
+
+var _ = Describe("Node loss", func() {
+	var ns, name string
+
+	BeforeEach(func() {
+		nodeCount++
+		name = fmt.Sprintf("loss-%d", nodeCount)
+		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "nodeloss-"}}
+		Expect(k8sClient.Create(ctx, n)).To(Succeed())
+		ns = n.Name
+		DeferCleanup(func() {
+			list := &corev1alpha1.PodList{}
+			Expect(k8sClient.List(ctx, list, client.InNamespace(ns))).To(Succeed())
+			for i := range list.Items {
+				p := &list.Items[i]
+				if len(p.Finalizers) > 0 {
+					p.Finalizers = nil
+					Expect(client.IgnoreNotFound(k8sClient.Update(ctx, p))).To(Succeed())
+				}
+			}
+			Expect(k8sClient.DeleteAllOf(ctx, &corev1alpha1.Pod{}, client.InNamespace(ns))).To(Succeed())
+			Expect(k8sClient.Delete(ctx, n)).To(Succeed())
+		})
+	})
+
+	It("marks the pods of an unreachable node not ready at once, long before it evicts them", func() {
+		a := startAgent(name)
+		pod := podOn(ns, "web", name)
+		setPodReady(pod)
+		done := podOn(ns, "done", name)
+		Eventually(func(g Gomega) {
+			fresh := &corev1alpha1.Pod{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(done), fresh)).To(Succeed())
+			fresh.Status.Phase = corev1.PodSucceeded
+			meta.SetStatusCondition(&fresh.Status.Conditions, metav1.Condition{Type: conditions.Ready, Status: metav1.ConditionTrue, Reason: "Test"})
+			g.Expect(k8sClient.Status().Update(ctx, fresh)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+		Consistently(podReady(pod), gracePeriod/2, 250*time.Millisecond).Should(HaveField("Status", metav1.ConditionTrue))
+
+		a.stop()
+		Eventually(podReady(pod), timeout, interval).Should(And(
+			HaveField("Status", metav1.ConditionFalse), HaveField("Reason", corev1alpha1.ReasonNodeUnreachable)))
+		Expect(podReady(done)(Default)).To(HaveField("Status", metav1.ConditionTrue), "a finished pod keeps its status")
+		Expect(exists(pod)()).To(BeTrue(), "the default toleration is 300 s")
+	})
+
+	It("force-deletes an evicted pod that its lost node will not finish, once its grace period and the delay are over", func() {
+		a := startAgent(name)
+		grace := int64(1)
+		pod := &corev1alpha1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "web-0", Namespace: ns, Finalizers: []string{core.AgentFinalizer, "skiff.test/keep"}},
+			Spec: corev1.PodSpec{NodeName: name, TerminationGracePeriodSeconds: &grace,
+				Tolerations: []corev1.Toleration{{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists,
+					Effect: corev1.TaintEffectNoExecute, TolerationSeconds: secs(0)}},
+				Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		}
+		Expect(k8sClient.Create(ctx, pod)).To(Succeed())
+		setPodReady(pod)
+
+		By("a Ready node's terminating pod waits for its agent")
+		healthy := podOn(ns, "healthy", name)
+		withAgentFinalizer(healthy)
+		Expect(k8sClient.Delete(ctx, healthy)).To(Succeed())
+		Consistently(func(g Gomega) []string {
+			fresh := &corev1alpha1.Pod{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(healthy), fresh)).To(Succeed())
+			return fresh.Finalizers
+		}, 3*time.Second, 250*time.Millisecond).Should(ContainElement(core.AgentFinalizer))
+
+		By("the node is lost: the pod is evicted and, a second after its grace period, released by the collector")
+		a.stop()
+		Eventually(func(g Gomega) []string {
+			fresh := &corev1alpha1.Pod{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(pod), fresh)).To(Succeed())
+			g.Expect(fresh.DeletionTimestamp).NotTo(BeNil())
+			g.Expect(fresh.Status.Phase).To(Equal(corev1.PodFailed))
+			return fresh.Finalizers
+		}, timeout, interval).Should(Equal([]string{"skiff.test/keep"}), "other finalizers stay for their owners")
+		Eventually(eventReasons(ns, "web-0"), timeout, interval).Should(ContainElements("TaintManagerEviction", "ForceDeleted"))
+	})
+
+	It("force-deletes terminating pods at once on a not-ready node tainted out-of-service", func() {
+		a := startAgent(name)
+		pod := podOn(ns, "stuck", name)
+		withAgentFinalizer(pod)
+		a.stop()
+		Eventually(taintKeys(name), timeout, interval).Should(ContainElement(corev1.TaintNodeUnreachable + ":NoExecute"))
+		Expect(k8sClient.Delete(ctx, pod)).To(Succeed())
+		Consistently(exists(pod), 2*time.Second, 250*time.Millisecond).Should(BeTrue(), "30 s grace period and the delay are not over")
+		Eventually(func(g Gomega) {
+			node := getNode(name)(g)
+			node.Spec.Taints = append(node.Spec.Taints, corev1.Taint{Key: corev1.TaintNodeOutOfService, Value: "nodeshutdown", Effect: corev1.TaintEffectNoExecute})
+			g.Expect(k8sClient.Update(ctx, node)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+		Eventually(exists(pod), timeout, interval).Should(BeFalse())
+	})
+
+	It("force-deletes the pods of a deleted Node after the quarantine, and not those of a Node that comes", func() {
+		a := startAgent(name)
+		orphan := podOn(ns, "orphan", name)
+		withAgentFinalizer(orphan)
+		a.stop()
+		Expect(k8sClient.Delete(ctx, &corev1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
+		Eventually(exists(orphan), timeout, interval).Should(BeFalse())
+		Eventually(eventReasons(ns, "orphan"), timeout, interval).Should(ContainElement("ForceDeleted"))
+
+		early := podOn(ns, "early", name+"-late")
+		withAgentFinalizer(early)
+		startAgent(name + "-late")
+		Consistently(exists(early), 2*orphanQuarantine, 250*time.Millisecond).Should(BeTrue(), "its Node registered within the quarantine")
+	})
+})
+
 var _ = Describe("Default tolerations at admission", func() {
 	It("adds 300 s not-ready and unreachable tolerations to pods that lack them", func() {
 		installer := core.NewTolerationPolicyInstaller(k8sClient, k8sClient, dc)

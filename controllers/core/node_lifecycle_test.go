@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiff-dev/skiff/api/conditions"
@@ -122,31 +123,86 @@ func TestEvictionTime(t *testing.T) {
 	pod := func(tols ...corev1.Toleration) *corev1alpha1.Pod {
 		return &corev1alpha1.Pod{Spec: corev1.PodSpec{Tolerations: tols}}
 	}
+	notReady := corev1.Taint{Key: corev1.TaintNodeNotReady, Effect: corev1.TaintEffectNoExecute, TimeAdded: added}
 	tests := []struct {
-		name   string
-		pod    *corev1alpha1.Pod
-		taints []corev1.Taint
-		wantAt time.Time
-		wantOK bool
+		name     string
+		pod      *corev1alpha1.Pod
+		taints   []corev1.Taint
+		defaults *DefaultTolerations
+		wantAt   time.Time
+		wantOK   bool
 	}{
-		{"no NoExecute taint", pod(), []corev1.Taint{noSched}, time.Time{}, false},
-		{"no toleration: the default 300s", pod(), []corev1.Taint{unreach}, t0.Add(300 * time.Second), true},
+		{"no NoExecute taint", pod(), []corev1.Taint{noSched}, nil, time.Time{}, false},
+		{"no toleration, configured defaults: unreachable", pod(), []corev1.Taint{unreach}, &DefaultTolerations{NotReady: 7, Unreachable: 3}, t0.Add(3 * time.Second), true},
+		{"no toleration, configured defaults: not-ready", pod(), []corev1.Taint{notReady}, &DefaultTolerations{NotReady: 7, Unreachable: 3}, t0.Add(7 * time.Second), true},
+		{"own toleration beats configured defaults", pod(corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, TolerationSeconds: secs(60)}),
+			[]corev1.Taint{unreach}, &DefaultTolerations{NotReady: 7, Unreachable: 3}, t0.Add(60 * time.Second), true},
+		{"no toleration: the default 300s", pod(), []corev1.Taint{unreach}, nil, t0.Add(300 * time.Second), true},
 		{"own toleration of 5s", pod(corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute, TolerationSeconds: secs(5)}),
-			[]corev1.Taint{unreach}, t0.Add(5 * time.Second), true},
-		{"tolerated for ever", pod(corev1.Toleration{Operator: corev1.TolerationOpExists}), []corev1.Taint{unreach, custom}, time.Time{}, false},
-		{"untolerated custom taint: at once", pod(), []corev1.Taint{custom}, t0, true},
+			[]corev1.Taint{unreach}, nil, t0.Add(5 * time.Second), true},
+		{"tolerated for ever", pod(corev1.Toleration{Operator: corev1.TolerationOpExists}), []corev1.Taint{unreach, custom}, nil, time.Time{}, false},
+		{"untolerated custom taint: at once", pod(), []corev1.Taint{custom}, nil, t0, true},
 		{"the shortest toleration wins", pod(
 			corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, TolerationSeconds: secs(100)},
 			corev1.Toleration{Key: "maintenance", Operator: corev1.TolerationOpExists, TolerationSeconds: secs(30)}),
-			[]corev1.Taint{unreach, custom}, t0.Add(30 * time.Second), true},
+			[]corev1.Taint{unreach, custom}, nil, t0.Add(30 * time.Second), true},
 		{"negative seconds mean at once", pod(corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, TolerationSeconds: secs(-1)}),
-			[]corev1.Taint{unreach}, t0, true},
+			[]corev1.Taint{unreach}, nil, t0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			at, ok := evictionTime(tt.pod, tt.taints, t0.Add(time.Hour))
+			defaults := UpstreamDefaultTolerations
+			if tt.defaults != nil {
+				defaults = *tt.defaults
+			}
+			at, ok := evictionTime(tt.pod, tt.taints, defaults, t0.Add(time.Hour))
 			if ok != tt.wantOK || !at.Equal(tt.wantAt) {
 				t.Errorf("got (%v, %v), want (%v, %v)", at, ok, tt.wantAt, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestNotReadyStatus(t *testing.T) {
+	withReady := func(phase corev1.PodPhase, ready metav1.ConditionStatus) corev1alpha1.PodStatus {
+		return corev1alpha1.PodStatus{Phase: phase, Conditions: []metav1.Condition{
+			{Type: corev1alpha1.ContainersReady, Status: ready, Reason: "Test"},
+			{Type: conditions.Ready, Status: ready, Reason: "Test", ObservedGeneration: 2},
+		}}
+	}
+	tests := map[string]struct {
+		status    corev1alpha1.PodStatus
+		wantMark  bool
+		wantReady metav1.ConditionStatus
+	}{
+		"running and ready is marked":     {withReady(corev1.PodRunning, metav1.ConditionTrue), true, metav1.ConditionFalse},
+		"ready Unknown is marked":         {withReady(corev1.PodPending, metav1.ConditionUnknown), true, metav1.ConditionFalse},
+		"already not ready stays":         {withReady(corev1.PodRunning, metav1.ConditionFalse), false, ""},
+		"no Ready condition yet stays":    {corev1alpha1.PodStatus{Phase: corev1.PodPending}, false, ""},
+		"succeeded pod stays as it ended": {withReady(corev1.PodSucceeded, metav1.ConditionTrue), false, ""},
+		"failed pod stays as it ended":    {withReady(corev1.PodFailed, metav1.ConditionTrue), false, ""},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := notReadyStatus(tt.status, "n1")
+			if (got != nil) != tt.wantMark {
+				t.Fatalf("marked = %v, want %v", got != nil, tt.wantMark)
+			}
+			if got == nil {
+				return
+			}
+			ready := meta.FindStatusCondition(got.Conditions, conditions.Ready)
+			if ready.Status != tt.wantReady || ready.Reason != corev1alpha1.ReasonNodeUnreachable || ready.ObservedGeneration != 2 {
+				t.Errorf("Ready = %+v, want %s with reason %s", ready, tt.wantReady, corev1alpha1.ReasonNodeUnreachable)
+			}
+			if c := meta.FindStatusCondition(got.Conditions, corev1alpha1.ContainersReady); c.Status != tt.status.Conditions[0].Status {
+				t.Errorf("ContainersReady changed to %s; only Ready is marked, as upstream", c.Status)
+			}
+			if !meta.IsStatusConditionTrue(got.Conditions, conditions.Reconciling) {
+				t.Errorf("kstatus Reconciling not derived from the new Ready: %+v", got.Conditions)
+			}
+			if meta.FindStatusCondition(tt.status.Conditions, conditions.Ready).Status == metav1.ConditionFalse {
+				t.Errorf("input changed")
 			}
 		})
 	}

@@ -1,7 +1,7 @@
 // The integration suite of the node lifecycle and IPAM controllers: a real
 // kube-apiserver with skiff's CRDs, a manager running the controllers
-// through their real SetupWithManager with a 3 s grace period and a small
-// cluster CIDR, and Nodes and Leases written by the test in place of an
+// through their real SetupWithManager with a 3 s grace period, a pod
+// garbage collector with a 1 s delay and a small cluster CIDR, and Nodes and Leases written by the test in place of an
 // agent. Assertions read through an uncached client.
 package core_test
 
@@ -29,6 +29,9 @@ import (
 
 const (
 	gracePeriod = 3 * time.Second
+	// gcDelay and orphanQuarantine are the pod garbage collector's.
+	gcDelay          = time.Second
+	orphanQuarantine = 2 * time.Second
 	// clusterCIDR holds four node CIDRs, so the suite can exhaust it.
 	clusterCIDR = "10.250.0.0/22"
 	maskSize    = 24
@@ -71,6 +74,8 @@ var _ = BeforeSuite(func() {
 	Expect(core.NewNodeIPAMReconciler(mgr.GetClient(), mgr.GetEventRecorder("node-ipam-controller"), alloc).SetupWithManager(mgr)).To(Succeed())
 	Expect(core.NewNodeLifecycleReconciler(mgr.GetClient(), mgr.GetEventRecorder("node-lifecycle-controller"),
 		clock.RealClock{}, gracePeriod, nil).SetupWithManager(mgr)).To(Succeed())
+	Expect(core.NewPodGCReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("pod-garbage-collector"), clock.RealClock{},
+		core.PodGCOptions{TerminatingDelay: gcDelay, OrphanQuarantine: orphanQuarantine}).SetupWithManager(mgr)).To(Succeed())
 	Expect(mgr.Add(core.NewTolerationPolicyInstaller(mgr.GetClient(), mgr.GetAPIReader(), dc))).To(Succeed())
 	go func() {
 		defer GinkgoRecover()

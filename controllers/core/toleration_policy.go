@@ -21,25 +21,30 @@ import (
 // tolerations at admission.
 const TolerationPolicyName = "skiff-default-toleration-seconds"
 
-// tolerationExpression is the policy's JSON patch: append a 300 s NoExecute
-// toleration for node.kubernetes.io/not-ready and /unreachable unless the
-// pod already tolerates that taint (a toleration with the key or no key,
-// and the effect NoExecute or none), as upstream's DefaultTolerationSeconds.
-const tolerationExpression = `
+// tolerationExpression is the policy's JSON patch: append a NoExecute
+// toleration for node.kubernetes.io/not-ready and /unreachable, with the
+// configured tolerationSeconds (300 s by default), unless the pod already
+// tolerates that taint (a toleration with the key or no key, and the
+// effect NoExecute or none), as upstream's DefaultTolerationSeconds.
+func tolerationExpression(d DefaultTolerations) string {
+	return fmt.Sprintf(`
 (has(object.spec.tolerations) || !(variables.needNotReady || variables.needUnreachable) ? [] :
   [JSONPatch{op: "add", path: "/spec/tolerations", value: []}]) +
 (variables.needNotReady ? [JSONPatch{op: "add", path: "/spec/tolerations/-",
-  value: Object.spec.tolerations{key: "node.kubernetes.io/not-ready", operator: "Exists", effect: "NoExecute", tolerationSeconds: 300}}] : []) +
+  value: Object.spec.tolerations{key: "node.kubernetes.io/not-ready", operator: "Exists", effect: "NoExecute", tolerationSeconds: %d}}] : []) +
 (variables.needUnreachable ? [JSONPatch{op: "add", path: "/spec/tolerations/-",
-  value: Object.spec.tolerations{key: "node.kubernetes.io/unreachable", operator: "Exists", effect: "NoExecute", tolerationSeconds: 300}}] : [])`
+  value: Object.spec.tolerations{key: "node.kubernetes.io/unreachable", operator: "Exists", effect: "NoExecute", tolerationSeconds: %d}}] : [])`,
+		d.NotReady, d.Unreachable)
+}
 
 func needsToleration(key string) string {
 	return fmt.Sprintf(`!(has(object.spec.tolerations) && object.spec.tolerations.exists(t,
   (!has(t.key) || t.key == "" || t.key == %q) && (!has(t.effect) || t.effect == "" || t.effect == "NoExecute")))`, key)
 }
 
-// TolerationPolicy returns the MutatingAdmissionPolicy and its binding.
-func TolerationPolicy() (*admissionregistrationv1.MutatingAdmissionPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding) {
+// TolerationPolicy returns the MutatingAdmissionPolicy and its binding,
+// adding tolerations with the given seconds.
+func TolerationPolicy(d DefaultTolerations) (*admissionregistrationv1.MutatingAdmissionPolicy, *admissionregistrationv1.MutatingAdmissionPolicyBinding) {
 	ignore := admissionregistrationv1.Ignore
 	policy := &admissionregistrationv1.MutatingAdmissionPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: TolerationPolicyName},
@@ -63,7 +68,7 @@ func TolerationPolicy() (*admissionregistrationv1.MutatingAdmissionPolicy, *admi
 			},
 			Mutations: []admissionregistrationv1.Mutation{{
 				PatchType: admissionregistrationv1.PatchTypeJSONPatch,
-				JSONPatch: &admissionregistrationv1.JSONPatch{Expression: tolerationExpression},
+				JSONPatch: &admissionregistrationv1.JSONPatch{Expression: tolerationExpression(d)},
 			}},
 			ReinvocationPolicy: admissionregistrationv1.NeverReinvocationPolicy,
 		},
@@ -78,12 +83,13 @@ func TolerationPolicy() (*admissionregistrationv1.MutatingAdmissionPolicy, *admi
 // TolerationPolicyInstaller installs the toleration policy when the API
 // server serves admissionregistration.k8s.io/v1 MutatingAdmissionPolicies.
 // Where it does not, the node lifecycle controller still treats a missing
-// toleration as 300 s, so eviction behaves the same; only the pod spec does
+// toleration as the default, so eviction behaves the same; only the pod spec does
 // not show the toleration.
 type TolerationPolicyInstaller struct {
-	client    client.Client
-	reader    client.Reader
-	discovery discovery.DiscoveryInterface
+	client      client.Client
+	reader      client.Reader
+	discovery   discovery.DiscoveryInterface
+	tolerations DefaultTolerations
 }
 
 var (
@@ -94,7 +100,14 @@ var (
 // NewTolerationPolicyInstaller returns the installer; reader is uncached
 // (the manager's API reader), so no informer is started for policies.
 func NewTolerationPolicyInstaller(c client.Client, reader client.Reader, dc discovery.DiscoveryInterface) *TolerationPolicyInstaller {
-	return &TolerationPolicyInstaller{client: c, reader: reader, discovery: dc}
+	return &TolerationPolicyInstaller{client: c, reader: reader, discovery: dc, tolerations: UpstreamDefaultTolerations}
+}
+
+// WithDefaultTolerations sets the tolerationSeconds the policy adds
+// (default 300 s each); give the node lifecycle controller the same.
+func (i *TolerationPolicyInstaller) WithDefaultTolerations(d DefaultTolerations) *TolerationPolicyInstaller {
+	i.tolerations = d
+	return i
 }
 
 // +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingadmissionpolicies;mutatingadmissionpolicybindings,verbs=get;create;update
@@ -107,14 +120,14 @@ func (i *TolerationPolicyInstaller) Start(ctx context.Context) error {
 	log := ctrl.LoggerFrom(ctx).WithName("toleration-policy")
 	served, err := i.Served()
 	if err != nil {
-		log.Error(err, "Cannot tell whether MutatingAdmissionPolicy is served; pods without tolerations get 300 s at eviction")
+		log.Error(err, "Cannot tell whether MutatingAdmissionPolicy is served; pods without tolerations get the default at eviction")
 		return nil
 	}
 	if !served {
-		log.Info("MutatingAdmissionPolicy is not served; pods without tolerations get 300 s at eviction")
+		log.Info("MutatingAdmissionPolicy is not served; pods without tolerations get the default at eviction")
 		return nil
 	}
-	policy, binding := TolerationPolicy()
+	policy, binding := TolerationPolicy(i.tolerations)
 	for _, obj := range []client.Object{policy, binding} {
 		if err := i.ensure(ctx, obj); err != nil {
 			// Not fatal: eviction applies the default anyway.

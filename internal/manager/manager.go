@@ -68,6 +68,20 @@ type Options struct {
 	// before the Node is marked Ready=Unknown and tainted unreachable;
 	// zero means 40s.
 	NodeMonitorGracePeriod time.Duration
+	// DefaultNotReadyTolerationSeconds and DefaultUnreachableTolerationSeconds
+	// are the tolerationSeconds pods get for the not-ready and unreachable
+	// NoExecute taints when they have no toleration of their own, as
+	// upstream's kube-apiserver flags of those names; nil means 300.
+	DefaultNotReadyTolerationSeconds, DefaultUnreachableTolerationSeconds *int64
+	// TerminatingPodGCDelay is how long after its grace period a
+	// terminating pod on a node that is not Ready is force-deleted, so
+	// that its controller can replace it (a StatefulSet pod's name is free
+	// only then); zero means 1m, negative never (upstream's behaviour:
+	// only the node.kubernetes.io/out-of-service taint releases it).
+	TerminatingPodGCDelay time.Duration
+	// OrphanPodGCQuarantine is how long a pod bound to a Node that does
+	// not exist waits for it before it is force-deleted; zero means 40s.
+	OrphanPodGCQuarantine time.Duration
 	// ClusterCIDR is the range node pod CIDRs are taken from; empty means
 	// 10.244.0.0/16.
 	ClusterCIDR string

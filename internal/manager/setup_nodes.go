@@ -24,14 +24,25 @@ func init() {
 		if err := core.NewNodeIPAMReconciler(mgr.GetClient(), mgr.GetEventRecorder("node-ipam-controller"), alloc).SetupWithManager(mgr); err != nil {
 			return err
 		}
+		tolerations := core.UpstreamDefaultTolerations
+		if opts.DefaultNotReadyTolerationSeconds != nil {
+			tolerations.NotReady = *opts.DefaultNotReadyTolerationSeconds
+		}
+		if opts.DefaultUnreachableTolerationSeconds != nil {
+			tolerations.Unreachable = *opts.DefaultUnreachableTolerationSeconds
+		}
 		if err := core.NewNodeLifecycleReconciler(mgr.GetClient(), mgr.GetEventRecorder("node-lifecycle-controller"),
-			clock.RealClock{}, opts.NodeMonitorGracePeriod, nil).SetupWithManager(mgr); err != nil {
+			clock.RealClock{}, opts.NodeMonitorGracePeriod, nil).WithDefaultTolerations(tolerations).SetupWithManager(mgr); err != nil {
+			return err
+		}
+		if err := core.NewPodGCReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("pod-garbage-collector"), clock.RealClock{},
+			core.PodGCOptions{TerminatingDelay: opts.TerminatingPodGCDelay, OrphanQuarantine: opts.OrphanPodGCQuarantine}).SetupWithManager(mgr); err != nil {
 			return err
 		}
 		dc, err := discovery.NewDiscoveryClientForConfig(mgr.GetConfig())
 		if err != nil {
 			return err
 		}
-		return mgr.Add(core.NewTolerationPolicyInstaller(mgr.GetClient(), mgr.GetAPIReader(), dc))
+		return mgr.Add(core.NewTolerationPolicyInstaller(mgr.GetClient(), mgr.GetAPIReader(), dc).WithDefaultTolerations(tolerations))
 	})
 }

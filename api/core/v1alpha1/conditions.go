@@ -19,6 +19,14 @@ const (
 	ReasonScheduled = "Scheduled"
 )
 
+// Reasons of the pod Ready condition that skiff's controllers set (the
+// agent sets the others).
+const (
+	// ReasonNodeUnreachable: the pod's node stopped renewing its Lease, so
+	// the node lifecycle controller marked the pod not ready.
+	ReasonNodeUnreachable = "NodeUnreachable"
+)
+
 // Node condition types, as upstream. The summarising Ready condition is
 // conditions.Ready.
 const (
