@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -22,20 +23,57 @@ var crdFiles embed.FS
 // WebhookConfigurationName names skiff's ValidatingWebhookConfiguration.
 const WebhookConfigurationName = "skiff-validating-webhooks"
 
+// MutatingWebhookConfigurationName names skiff's MutatingWebhookConfiguration.
+const MutatingWebhookConfigurationName = "skiff-mutating-webhooks"
+
 // ValidatingWebhooks returns skiff's validating webhook configuration, as
 // generated into webhook/manifests.yaml, named WebhookConfigurationName.
 // Its clientConfig points at a Service; installers rewrite it.
 func ValidatingWebhooks() (*admissionregistrationv1.ValidatingWebhookConfiguration, error) {
-	raw, err := crdFiles.ReadFile("webhook/manifests.yaml")
-	if err != nil {
-		return nil, err
-	}
 	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-	if err := yaml.UnmarshalStrict(raw, cfg); err != nil {
-		return nil, fmt.Errorf("webhook/manifests.yaml: %w", err)
+	if err := webhookDocument("ValidatingWebhookConfiguration", cfg); err != nil {
+		return nil, err
 	}
 	cfg.Name = WebhookConfigurationName
 	return cfg, nil
+}
+
+// MutatingWebhooks returns skiff's mutating (defaulting) webhook
+// configuration, as generated into webhook/manifests.yaml, named
+// MutatingWebhookConfigurationName. Its clientConfig points at a Service;
+// installers rewrite it.
+func MutatingWebhooks() (*admissionregistrationv1.MutatingWebhookConfiguration, error) {
+	cfg := &admissionregistrationv1.MutatingWebhookConfiguration{}
+	if err := webhookDocument("MutatingWebhookConfiguration", cfg); err != nil {
+		return nil, err
+	}
+	cfg.Name = MutatingWebhookConfigurationName
+	return cfg, nil
+}
+
+// webhookDocument decodes the document of the given kind from
+// webhook/manifests.yaml, which controller-gen writes as one YAML stream.
+func webhookDocument(kind string, into any) error {
+	raw, err := crdFiles.ReadFile("webhook/manifests.yaml")
+	if err != nil {
+		return err
+	}
+	for _, doc := range strings.Split(string(raw), "\n---\n") {
+		var meta struct {
+			Kind string `json:"kind"`
+		}
+		if err := yaml.Unmarshal([]byte(doc), &meta); err != nil {
+			return fmt.Errorf("webhook/manifests.yaml: %w", err)
+		}
+		if meta.Kind != kind {
+			continue
+		}
+		if err := yaml.UnmarshalStrict([]byte(doc), into); err != nil {
+			return fmt.Errorf("webhook/manifests.yaml: %w", err)
+		}
+		return nil
+	}
+	return fmt.Errorf("webhook/manifests.yaml holds no %s", kind)
 }
 
 // CRDs returns every skiff CustomResourceDefinition, ordered by file name.

@@ -254,7 +254,7 @@ func (r *JobReconciler) syncJob(ctx context.Context, s *jobScope) (ctrl.Result, 
 	active := activePods(job, s.pods)
 
 	if cond := meta.FindStatusCondition(job.Status.Conditions, batchv1alpha1.JobFailureTarget); cond == nil || cond.Status != metav1.ConditionTrue {
-		if reason, msg := failureCriteria(job, s.now); reason != "" {
+		if reason, msg := failureCriteria(job, s.pods, s.now); reason != "" {
 			setFailureTarget(job, reason, msg, s.now)
 		}
 	}

@@ -341,3 +341,56 @@ func activeTerminating(job *batchv1alpha1.Job) []*corev1alpha1.Pod {
 	}
 	return out
 }
+
+var _ = Describe("Job defaulting at admission", func() {
+	// admit sends a Job through the API server (dry run) and returns what
+	// it would store.
+	admit := func(mutate func(*batchv1alpha1.Job)) *batchv1alpha1.Job {
+		GinkgoHelper()
+		job := &batchv1alpha1.Job{ObjectMeta: metav1.ObjectMeta{Name: "defaults", Namespace: "default"}}
+		job.Spec.Template.Spec = corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "main", Image: "busybox"}}}
+		mutate(job)
+		Expect(k8sClient.Create(ctx, job, client.DryRunAll)).To(Succeed())
+		return job
+	}
+	indexed := func(perIndex *int32, limit *int32) func(*batchv1alpha1.Job) {
+		return func(j *batchv1alpha1.Job) {
+			j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+			j.Spec.Completions, j.Spec.BackoffLimitPerIndex, j.Spec.BackoffLimit = ptr.To[int32](3), perIndex, limit
+		}
+	}
+
+	It("defaults backoffLimit to 6 without backoffLimitPerIndex", func() {
+		job := admit(func(*batchv1alpha1.Job) {})
+		Expect(job.Spec.BackoffLimit).To(HaveValue(BeEquivalentTo(6)))
+		Expect(job.Spec.Completions).To(HaveValue(BeEquivalentTo(1)))
+		Expect(job.Spec.Parallelism).To(HaveValue(BeEquivalentTo(1)))
+		Expect(job.Spec.PodReplacementPolicy).To(HaveValue(Equal(batchv1.TerminatingOrFailed)))
+	})
+
+	It("defaults backoffLimit to MaxInt32 with backoffLimitPerIndex", func() {
+		job := admit(indexed(ptr.To[int32](2), nil))
+		Expect(job.Spec.BackoffLimit).To(HaveValue(BeEquivalentTo(int32(2147483647))))
+	})
+
+	It("keeps an explicit backoffLimit, 6 included, next to backoffLimitPerIndex", func() {
+		Expect(admit(indexed(ptr.To[int32](2), ptr.To[int32](6))).Spec.BackoffLimit).To(HaveValue(BeEquivalentTo(6)))
+		Expect(admit(indexed(ptr.To[int32](2), ptr.To[int32](3))).Spec.BackoffLimit).To(HaveValue(BeEquivalentTo(3)))
+		Expect(admit(func(j *batchv1alpha1.Job) { j.Spec.BackoffLimit = ptr.To[int32](0) }).Spec.BackoffLimit).To(HaveValue(BeEquivalentTo(0)))
+	})
+
+	It("stores an explicit backoffLimit, and defaults it again when an update drops it", func() {
+		ns := newNamespace()
+		job := newJob(ns, func(j *batchv1alpha1.Job) {
+			j.Spec.Suspend = ptr.To(true)
+			indexed(ptr.To[int32](1), ptr.To[int32](6))(j)
+		})
+		Expect(getJob(job).Spec.BackoffLimit).To(HaveValue(BeEquivalentTo(6)))
+		Eventually(func() error {
+			got := getJob(job)
+			got.Spec.BackoffLimit = nil
+			return k8sClient.Update(ctx, got)
+		}, wait, poll).Should(Succeed())
+		Expect(getJob(job).Spec.BackoffLimit).To(HaveValue(BeEquivalentTo(int32(2147483647))))
+	})
+})

@@ -136,11 +136,14 @@ func activePods(job *batchv1alpha1.Job, pods []*corev1alpha1.Pod) []*corev1alpha
 	return out
 }
 
-// failureCriteria tells whether the Job has failed: too many failures, its
-// deadline passed, or too many failed indexes.
-func failureCriteria(job *batchv1alpha1.Job, now time.Time) (reason, msg string) {
+// failureCriteria tells whether the Job has failed: too many failures
+// (with restartPolicy OnFailure, container restarts count too), its
+// deadline passed, or too many failed indexes. backoffLimit applies with
+// backoffLimitPerIndex too, as upstream: it defaults to MaxInt32 then, so
+// only a limit the user set can end the Job.
+func failureCriteria(job *batchv1alpha1.Job, pods []*corev1alpha1.Pod, now time.Time) (reason, msg string) {
 	spec := job.Spec
-	if spec.BackoffLimitPerIndex == nil && job.Status.Failed > ptrOr(spec.BackoffLimit, 6) {
+	if job.Status.Failed > backoffLimit(job) || pastBackoffLimitOnFailure(job, pods) {
 		return batchv1alpha1.ReasonBackoffLimitExceeded, "Job has reached the specified backoff limit"
 	}
 	if spec.MaxFailedIndexes != nil && job.Status.FailedIndexes != nil {
@@ -154,6 +157,32 @@ func failureCriteria(job *batchv1alpha1.Job, now time.Time) (reason, msg string)
 		return batchv1alpha1.ReasonDeadlineExceeded, "Job was active longer than specified deadline"
 	}
 	return "", ""
+}
+
+// pastBackoffLimitOnFailure tells whether the containers of the running
+// and pending pods of a restartPolicy OnFailure Job have restarted
+// backoffLimit times in all, as upstream: their failures never fail a pod.
+func pastBackoffLimitOnFailure(job *batchv1alpha1.Job, pods []*corev1alpha1.Pod) bool {
+	if job.Spec.Template.Spec.RestartPolicy != corev1.RestartPolicyOnFailure {
+		return false
+	}
+	var restarts int32
+	for _, p := range pods {
+		if p.Status.Phase != corev1.PodRunning && p.Status.Phase != corev1.PodPending && p.Status.Phase != "" {
+			continue
+		}
+		for _, cs := range p.Status.InitContainerStatuses {
+			restarts += cs.RestartCount
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			restarts += cs.RestartCount
+		}
+	}
+	limit := backoffLimit(job)
+	if limit == 0 {
+		return restarts > 0
+	}
+	return restarts >= limit
 }
 
 // successCriteria tells whether the Job has succeeded: enough completions,

@@ -97,8 +97,18 @@ func TestPlanPods(t *testing.T) {
 
 func TestFailureAndSuccessCriteria(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	restarting := func(phase corev1.PodPhase, restarts int32) *corev1alpha1.Pod {
+		return &corev1alpha1.Pod{Status: corev1alpha1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{{Name: "main", RestartCount: restarts}}}}
+	}
+	onFailure := func(limit *int32) func(*batchv1alpha1.Job) {
+		return func(j *batchv1alpha1.Job) {
+			j.Spec.BackoffLimit = limit
+			j.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
+		}
+	}
 	tests := map[string]struct {
 		job         *batchv1alpha1.Job
+		pods        []*corev1alpha1.Pod
 		wantFailure string
 		wantSuccess string
 	}{
@@ -108,6 +118,43 @@ func TestFailureAndSuccessCriteria(t *testing.T) {
 			wantFailure: batchv1alpha1.ReasonBackoffLimitExceeded,
 		},
 		"default backoff limit is 6": {job: jobWith(func(j *batchv1alpha1.Job) { j.Status.Failed = 6 })},
+		"beyond the default backoff limit": {
+			job:         jobWith(func(j *batchv1alpha1.Job) { j.Status.Failed = 7 }),
+			wantFailure: batchv1alpha1.ReasonBackoffLimitExceeded,
+		},
+		"no global limit by default with backoffLimitPerIndex": {
+			job: jobWith(func(j *batchv1alpha1.Job) {
+				j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+				j.Spec.Completions, j.Spec.BackoffLimitPerIndex = ptr.To[int32](5), ptr.To[int32](100)
+				j.Status.Failed = 1000
+			}),
+		},
+		"an explicit backoffLimit holds with backoffLimitPerIndex": {
+			job: jobWith(func(j *batchv1alpha1.Job) {
+				j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+				j.Spec.Completions, j.Spec.BackoffLimitPerIndex, j.Spec.BackoffLimit = ptr.To[int32](5), ptr.To[int32](100), ptr.To[int32](2)
+				j.Status.Failed = 3
+			}),
+			wantFailure: batchv1alpha1.ReasonBackoffLimitExceeded,
+		},
+		"OnFailure restarts below the limit": {
+			job:  jobWith(onFailure(ptr.To[int32](3))),
+			pods: []*corev1alpha1.Pod{restarting(corev1.PodRunning, 1), restarting(corev1.PodPending, 1), restarting(corev1.PodFailed, 5)},
+		},
+		"OnFailure restarts reach the limit": {
+			job:         jobWith(onFailure(ptr.To[int32](3))),
+			pods:        []*corev1alpha1.Pod{restarting(corev1.PodRunning, 2), restarting(corev1.PodPending, 1)},
+			wantFailure: batchv1alpha1.ReasonBackoffLimitExceeded,
+		},
+		"OnFailure with backoffLimit 0 fails on the first restart": {
+			job:         jobWith(onFailure(ptr.To[int32](0))),
+			pods:        []*corev1alpha1.Pod{restarting(corev1.PodRunning, 1)},
+			wantFailure: batchv1alpha1.ReasonBackoffLimitExceeded,
+		},
+		"restarts do not count with restartPolicy Never": {
+			job:  jobWith(func(j *batchv1alpha1.Job) { j.Spec.BackoffLimit = ptr.To[int32](1) }),
+			pods: []*corev1alpha1.Pod{restarting(corev1.PodRunning, 4)},
+		},
 		"deadline passed": {
 			job: jobWith(func(j *batchv1alpha1.Job) {
 				j.Spec.ActiveDeadlineSeconds = ptr.To[int64](10)
@@ -147,7 +194,7 @@ func TestFailureAndSuccessCriteria(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			if got, _ := failureCriteria(tc.job, now); got != tc.wantFailure {
+			if got, _ := failureCriteria(tc.job, tc.pods, now); got != tc.wantFailure {
 				t.Errorf("failure = %q, want %q", got, tc.wantFailure)
 			}
 			if got, _ := successCriteria(tc.job, nil); got != tc.wantSuccess {

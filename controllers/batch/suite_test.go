@@ -50,6 +50,7 @@ var _ = BeforeSuite(func() {
 	fakeClock = clocktesting.NewFakeClock(time.Now())
 	Expect(NewCronJobReconciler(mgr.GetClient(), fakeClock, mgr.GetEventRecorder("cronjob-controller")).SetupWithManager(mgr)).To(Succeed())
 	Expect(CronJobValidator{}.SetupWebhookWithManager(mgr)).To(Succeed())
+	Expect(JobDefaulter{}.SetupWebhookWithManager(mgr)).To(Succeed())
 	Expect(NewJobReconciler(mgr.GetClient(), fakeClock, mgr.GetEventRecorder("job-controller")).SetupWithManager(ctx, mgr)).To(Succeed())
 	go func() {
 		defer GinkgoRecover()

@@ -403,7 +403,10 @@ var rules = []rule{
 			minimum("maxFailedIndexes", 0),
 			minimum("ttlSecondsAfterFinished", 0),
 			enum("completionMode", "NonIndexed", "Indexed"),
-			defaults(map[string]any{"backoffLimit": 6, "completionMode": "NonIndexed", "suspend": false, "manualSelector": false}),
+			// backoffLimit has no structural default: upstream's depends on
+			// backoffLimitPerIndex, and the Job defaulting webhook sets it
+			// (a default here would hide whether the user gave a value).
+			defaults(map[string]any{"completionMode": "NonIndexed", "suspend": false, "manualSelector": false}),
 			enum("podReplacementPolicy", "TerminatingOrFailed", "Failed"),
 			validation("!has(self.completionMode) || self.completionMode != 'Indexed' || has(self.completions)", "completions is required when completionMode is Indexed", ".completions"),
 			validation("!has(self.backoffLimitPerIndex) || (has(self.completionMode) && self.completionMode == 'Indexed')", "requires completionMode Indexed", ".backoffLimitPerIndex"),

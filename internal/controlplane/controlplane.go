@@ -63,11 +63,11 @@ type Options struct {
 	WithoutCRDs bool
 	// ExtraCRDs are installed besides skiff's own.
 	ExtraCRDs []*apiextensionsv1.CustomResourceDefinition
-	// Webhooks installs skiff's validating webhook configuration, pointed
-	// at a local webhook server whose address and serving certificate
-	// WebhookServer returns. The caller must run that server (the
-	// manager does when its Webhook options are set), or admission of the
-	// objects it validates fails.
+	// Webhooks installs skiff's validating and mutating webhook
+	// configurations, pointed at a local webhook server whose address and
+	// serving certificate WebhookServer returns. The caller must run that
+	// server (the manager does when its Webhook options are set), or
+	// admission of the objects they validate or default fails.
 	Webhooks bool
 }
 
@@ -144,6 +144,11 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 			return nil, err
 		}
 		cp.env.WebhookInstallOptions.ValidatingWebhooks = []*admissionregistrationv1.ValidatingWebhookConfiguration{webhooks}
+		defaulters, err := config.MutatingWebhooks()
+		if err != nil {
+			return nil, err
+		}
+		cp.env.WebhookInstallOptions.MutatingWebhooks = []*admissionregistrationv1.MutatingWebhookConfiguration{defaulters}
 	}
 	if opts.EtcdDataDir != "" || opts.EtcdPath != "" {
 		cp.env.ControlPlane.Etcd = &envtest.Etcd{DataDir: opts.EtcdDataDir, Path: opts.EtcdPath}

@@ -53,7 +53,7 @@ type Options struct {
 	// Areas limits the controllers to these registered areas ("apps",
 	// "batch", "nodes", "scheduler", "services", "volumes"); empty means all of them.
 	Areas []string
-	// Webhooks serves skiff's admission webhooks (CronJob schedules and
+	// Webhooks serves skiff's admission webhooks (Job defaults, CronJob schedules and
 	// time zones, claim resizes) on WebhookHost:WebhookPort with the certificate in
 	// WebhookCertDir (tls.crt, tls.key).
 	Webhooks bool

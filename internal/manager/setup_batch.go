@@ -24,6 +24,9 @@ func setupBatch(mgr ctrl.Manager, opts Options) error {
 		return err
 	}
 	if opts.Webhooks {
+		if err := (batch.JobDefaulter{}).SetupWebhookWithManager(mgr); err != nil {
+			return err
+		}
 		return batch.CronJobValidator{}.SetupWebhookWithManager(mgr)
 	}
 	return nil

@@ -92,6 +92,18 @@ var _ = Describe("the Helm chart", Ordered, func() {
 			Expect(w.ClientConfig.CABundle).NotTo(BeEmpty())
 		}
 
+		wantDefaulters, err := config.MutatingWebhooks()
+		Expect(err).NotTo(HaveOccurred())
+		mwc := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(find(objs, "MutatingWebhookConfiguration", config.MutatingWebhookConfigurationName).Object, mwc)).To(Succeed())
+		Expect(mwc.Webhooks).To(HaveLen(len(wantDefaulters.Webhooks)))
+		for i, w := range mwc.Webhooks {
+			Expect(w.Name).To(Equal(wantDefaulters.Webhooks[i].Name))
+			Expect(w.Rules).To(Equal(wantDefaulters.Webhooks[i].Rules))
+			Expect(w.ClientConfig.Service.Namespace).To(Equal(releaseNamespace))
+			Expect(w.ClientConfig.CABundle).NotTo(BeEmpty())
+		}
+
 		deploy := &appsv1.Deployment{}
 		Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(find(objs, "Deployment", "skiff-controller-manager").Object, deploy)).To(Succeed())
 		c := deploy.Spec.Template.Spec.Containers[0]
@@ -127,12 +139,14 @@ var _ = Describe("the Helm chart", Ordered, func() {
 		installed := []client.Object{
 			&appsv1.Deployment{}, &appsv1.DaemonSet{}, &corev1.ServiceAccount{}, &corev1.Service{}, &corev1.Secret{},
 			&rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{}, &admissionregistrationv1.ValidatingWebhookConfiguration{},
+			&admissionregistrationv1.MutatingWebhookConfiguration{},
 		}
 		keys := []client.ObjectKey{
 			{Namespace: releaseNamespace, Name: "skiff-controller-manager"}, {Namespace: releaseNamespace, Name: "skiff-agent"},
 			{Namespace: releaseNamespace, Name: "skiff-agent"}, {Namespace: releaseNamespace, Name: "skiff-webhook"},
 			{Namespace: releaseNamespace, Name: "skiff-webhook-cert"},
 			{Name: "skiff-manager"}, {Name: "skiff-agent"}, {Name: config.WebhookConfigurationName},
+			{Name: config.MutatingWebhookConfigurationName},
 		}
 		for i, obj := range installed {
 			Expect(k8sClient.Get(ctx, keys[i], obj)).To(Succeed(), "%T %s", obj, keys[i])
