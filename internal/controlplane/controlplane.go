@@ -13,9 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -63,6 +65,11 @@ type Options struct {
 	WithoutCRDs bool
 	// ExtraCRDs are installed besides skiff's own.
 	ExtraCRDs []*apiextensionsv1.CustomResourceDefinition
+	// Address is the IP address the API server listens on, which its
+	// serving certificate also names (with localhost); empty means
+	// 127.0.0.1. Network namespaces on a test bridge reach it on the
+	// bridge's address.
+	Address string
 	// Webhooks installs skiff's validating and mutating webhook
 	// configurations, pointed at a local webhook server whose address and
 	// serving certificate WebhookServer returns. The caller must run that
@@ -153,10 +160,21 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	if opts.EtcdDataDir != "" || opts.EtcdPath != "" {
 		cp.env.ControlPlane.Etcd = &envtest.Etcd{DataDir: opts.EtcdDataDir, Path: opts.EtcdPath}
 	}
+	if opts.Address != "" {
+		port, err := freePort(opts.Address)
+		if err != nil {
+			return nil, err
+		}
+		cp.env.ControlPlane.APIServer = &envtest.APIServer{}
+		cp.env.ControlPlane.APIServer.SecureServing.ListenAddr = envtest.ListenAddr{Address: opts.Address, Port: strconv.Itoa(port)}
+	}
 	if opts.Output != nil {
 		cp.env.AttachControlPlaneOutput = true
 		cp.env.ControlPlane.Etcd = withEtcdOutput(cp.env.ControlPlane.Etcd, opts.Output)
-		cp.env.ControlPlane.APIServer = &envtest.APIServer{Out: opts.Output, Err: opts.Output}
+		if cp.env.ControlPlane.APIServer == nil {
+			cp.env.ControlPlane.APIServer = &envtest.APIServer{}
+		}
+		cp.env.ControlPlane.APIServer.Out, cp.env.ControlPlane.APIServer.Err = opts.Output, opts.Output
 	}
 	if cp.Config, err = cp.env.Start(); err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver: %w", err)
@@ -174,6 +192,16 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		return nil, err
 	}
 	return cp, nil
+}
+
+// freePort finds a free TCP port on the address.
+func freePort(address string) (int, error) {
+	l, err := net.Listen("tcp", net.JoinHostPort(address, "0"))
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port on %s for the API server: %w", address, err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func withEtcdOutput(e *envtest.Etcd, out io.Writer) *envtest.Etcd {

@@ -1,0 +1,89 @@
+// Package multinode_test is the multi-node end-to-end suite: one API
+// server on a test bridge, skiff-controller-manager in this process, and
+// three nodes, each a network namespace joined to the bridge by a veth
+// pair, with its own managed containerd, CNI bridge and skiff-agent. It
+// needs root; without it, or without containerd, runc, ctr, busybox, ip,
+// nsenter or nft, it skips and says why.
+//
+// The cluster starts once for the whole suite (cluster_test.go holds the
+// harness: StartCluster, Node.Kill, Node.Partition, Node.Heal, ...), and
+// everything it made is removed at the end, also when a spec fails, and at
+// the start of the next run when a run crashed.
+package multinode_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+
+	"github.com/skiff-dev/skiff/agent/containerd"
+	"github.com/skiff-dev/skiff/internal/manager"
+	"github.com/skiff-dev/skiff/test/utils"
+)
+
+var (
+	ctx     context.Context
+	cancel  context.CancelFunc
+	cluster *Cluster
+)
+
+func TestMultinode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the multi-node end-to-end suite needs root (network namespaces, containerd, mounts); run it as root")
+	}
+	for _, bin := range []string{"containerd", "runc", "ctr", "busybox", "ip", "nsenter", "nft"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			t.Skipf("the multi-node end-to-end suite needs %s on PATH: run hack/deps.sh (as root) to install it", bin)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(containerd.DefaultCNIBinDir, "bridge")); err != nil {
+		t.Skip("the multi-node end-to-end suite needs the CNI plugins in /usr/lib/cni: run hack/deps.sh (as root)")
+	}
+	// One end-to-end suite at a time owns the host (make test runs
+	// packages in parallel).
+	hostLock, err := os.OpenFile(filepath.Join(os.TempDir(), "skiff-e2e-host.lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hostLock.Close()
+	if err := syscall.Flock(int(hostLock.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Multi-node end-to-end suite")
+}
+
+var _ = BeforeSuite(func() {
+	ctx, cancel = context.WithCancel(context.Background())
+	DeferCleanup(func() { cancel() })
+	utils.SetLogger(GinkgoWriter)
+	var err error
+	cluster, err = StartCluster(ctx, ClusterOptions{
+		Nodes:   3,
+		Manager: manager.Options{},
+		Log:     GinkgoWriter,
+	})
+	// Stop runs even when the start failed half way.
+	DeferCleanup(func() {
+		if cluster != nil {
+			cluster.Stop()
+		}
+	})
+	Expect(err).NotTo(HaveOccurred())
+})
+
+// newNamespace creates a namespace for one Describe.
+func newNamespace() string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "mn-" + rand.String(6)}}
+	Expect(cluster.Client.Create(ctx, ns)).To(Succeed())
+	return ns.Name
+}
