@@ -25,7 +25,9 @@ export K8S_VERSION
 
 CRD_DIR := config/crd/bases
 CHART_DIR := config/helm/skiff
-GO_TEST_FLAGS ?= -count=1
+# The end-to-end suites take turns on the host (a lock), and a package's time
+# includes its wait: more than go test's default 10 minutes.
+GO_TEST_FLAGS ?= -count=1 -timeout 30m
 
 ##@ General
 
