@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/skiff-dev/skiff/controllers/scheduler"
 	"github.com/skiff-dev/skiff/internal/manager"
 )
 
@@ -35,6 +36,7 @@ func main() {
 	flag.IntVar(&opts.Burst, "kube-api-burst", manager.DefaultBurst, "Requests the manager may send at once above --kube-api-qps.")
 	flag.StringVar(&opts.ServiceCIDR, "service-cluster-ip-range", "10.112.0.0/16", "Range of Service ClusterIPs; it must not overlap the host cluster's own service range.")
 	flag.StringVar(&opts.NodePortRange, "service-node-port-range", "30000-32767", "Range of Service NodePorts.")
+	flag.IntVar(&opts.SchedulerParallelism, "scheduler-parallelism", scheduler.DefaultParallelism, "How many nodes the scheduler filters and scores at once (at most GOMAXPROCS run together), as kube-scheduler's parallelism.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()

@@ -1,11 +1,14 @@
 package scheduler
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -81,6 +84,7 @@ func (c *Cache) prepareLocked(pi *podInfo, vol volumeInfo) *cycleState {
 	cs := &cycleState{
 		pod:          pi,
 		requiredNode: nodeaffinity.GetRequiredNodeAffinity(pi.core),
+		nsLabels:     c.nsLabels,
 	}
 	if a := pi.pod.Spec.Affinity; a != nil && a.NodeAffinity != nil && len(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution) > 0 {
 		cs.preferredNode, _ = nodeaffinity.NewPreferredSchedulingTerms(a.NodeAffinity.PreferredDuringSchedulingIgnoredDuringExecution)
@@ -138,31 +142,42 @@ func (c *Cache) prepareSpreadLocked(cs *cycleState) {
 		if len(group) == 0 {
 			continue
 		}
-	nodes:
-		for _, ni := range c.order {
-			// A node counts only when it has every key of the group.
-			for _, sc := range group {
-				if _, ok := ni.core.Labels[sc.key]; !ok {
-					continue nodes
-				}
+		// Each range of nodes counts into maps of its own; merged below.
+		partial := make([][]map[string]int, c.par.workersFor(len(c.order)))
+		c.par.ranges(len(c.order), func(r, lo, hi int) {
+			local := make([]map[string]int, len(group))
+			for i := range local {
+				local[i] = map[string]int{}
 			}
-			for _, sc := range group {
-				if sc.honorAffinity {
-					if ok, _ := cs.requiredNode.Match(ni.core); !ok {
-						continue
-					}
-				}
-				if sc.honorTaints && untoleratedHardTaint(cs.pod, ni) {
+			eligible := make([]bool, len(group))
+			for _, ni := range c.order[lo:hi] {
+				if !cs.spreadNode(group, ni, eligible) {
 					continue
 				}
-				n := 0
-				for _, p := range ni.pods {
-					if p.pod.Namespace == cs.pod.pod.Namespace && p.pod.DeletionTimestamp == nil && sc.selector.Matches(labels.Set(p.pod.Labels)) {
-						n++
+				for i, sc := range group {
+					if !eligible[i] {
+						continue
 					}
+					n := 0
+					for _, p := range ni.pods {
+						if cs.spreadMatches(sc, p) {
+							n++
+						}
+					}
+					local[i][ni.core.Labels[sc.key]] += n
 				}
-				sc.counts[ni.core.Labels[sc.key]] += n
 			}
+			partial[r] = local
+		})
+		for _, local := range partial {
+			for i := range local {
+				for domain, n := range local[i] {
+					group[i].counts[domain] += n
+				}
+			}
+		}
+		for _, sc := range group {
+			sc.refreshMin()
 		}
 	}
 }
@@ -177,6 +192,9 @@ func untoleratedHardTaint(pi *podInfo, ni *nodeInfo) bool {
 	return false
 }
 
+// prepareInterPodLocked counts what inter-pod affinity needs per topology
+// domain (updateInterPod, addAffinityScore). A pod without affinity terms
+// only meets the terms of existing pods, so only pods with terms are read.
 func (c *Cache) prepareInterPodLocked(cs *cycleState) {
 	pi := cs.pod
 	cs.selfAffine = len(pi.requiredAffinity) > 0
@@ -190,87 +208,82 @@ func (c *Cache) prepareInterPodLocked(cs *cycleState) {
 	cs.antiCounts = map[topoPair]int{}
 	cs.affinityScore = map[topoPair]int64{}
 	if !pi.hasAffinity() {
-		// Only the pods with affinity terms can matter.
 		for _, ni := range c.order {
 			if ni.affinityPods == 0 {
 				continue
 			}
 			for _, e := range ni.pods {
 				if e.hasAffinity() {
-					c.existingTermsLocked(cs, ni, e)
+					cs.updateInterPod(ni, e, 1)
+					cs.addAffinityScore(ni, e)
 				}
 			}
 		}
 		return
 	}
-	for _, ni := range c.order {
-		for _, e := range ni.pods {
-			nl := ni.core.Labels
-			count := func(terms []affinityTerm, into map[topoPair]int) {
-				for i := range terms {
-					t := &terms[i]
-					if v, ok := nl[t.topologyKey]; ok && t.matches(e, c.nsLabels) {
-						into[topoPair{t.topologyKey, v}]++
-					}
-				}
-			}
-			count(pi.requiredAffinity, cs.affinityCounts)
-			count(pi.requiredAntiAffinity, cs.antiCounts)
-			score := func(terms []affinityTerm, sign int64) {
-				for i := range terms {
-					t := &terms[i]
-					if v, ok := nl[t.topologyKey]; ok && t.matches(e, c.nsLabels) {
-						cs.affinityScore[topoPair{t.topologyKey, v}] += sign * int64(t.weight)
-					}
-				}
-			}
-			score(pi.preferredAffinity, 1)
-			score(pi.preferredAntiAffinity, -1)
-			if e.hasAffinity() {
-				c.existingTermsLocked(cs, ni, e)
+	// Every pod may match the pod's terms: count in ranges, then merge.
+	partial := make([]*cycleState, c.par.workersFor(len(c.order)))
+	c.par.ranges(len(c.order), func(r, lo, hi int) {
+		local := &cycleState{pod: pi, nsLabels: cs.nsLabels, existingAnti: map[topoPair]int{},
+			affinityCounts: map[topoPair]int{}, antiCounts: map[topoPair]int{}, affinityScore: map[topoPair]int64{}}
+		for _, ni := range c.order[lo:hi] {
+			for _, e := range ni.pods {
+				local.updateInterPod(ni, e, 1)
+				local.addAffinityScore(ni, e)
 			}
 		}
-	}
-}
-
-// existingTermsLocked adds what an existing pod's own terms say about the
-// incoming pod: required anti-affinity (a filter), and preferred terms and
-// required affinity (scores, for symmetry, as upstream).
-func (c *Cache) existingTermsLocked(cs *cycleState, ni *nodeInfo, e *podInfo) {
-	nl := ni.core.Labels
-	each := func(terms []affinityTerm, f func(p topoPair, t *affinityTerm)) {
-		for i := range terms {
-			t := &terms[i]
-			if v, ok := nl[t.topologyKey]; ok && t.matches(cs.pod, c.nsLabels) {
-				f(topoPair{t.topologyKey, v}, t)
+		partial[r] = local
+	})
+	for _, local := range partial {
+		if local == nil {
+			continue
+		}
+		for _, m := range []struct{ from, into map[topoPair]int }{
+			{local.existingAnti, cs.existingAnti}, {local.affinityCounts, cs.affinityCounts}, {local.antiCounts, cs.antiCounts}} {
+			for p, n := range m.from {
+				m.into[p] += n
 			}
 		}
+		for p, w := range local.affinityScore {
+			cs.affinityScore[p] += w
+		}
 	}
-	each(e.requiredAntiAffinity, func(p topoPair, _ *affinityTerm) { cs.existingAnti[p]++ })
-	each(e.requiredAffinity, func(p topoPair, _ *affinityTerm) { cs.affinityScore[p] += hardPodAffinityWeight })
-	each(e.preferredAffinity, func(p topoPair, t *affinityTerm) { cs.affinityScore[p] += int64(t.weight) })
-	each(e.preferredAntiAffinity, func(p topoPair, t *affinityTerm) { cs.affinityScore[p] -= int64(t.weight) })
 }
 
 // scorer is one of the default profile's score plugins with its weight.
+// skip tells, before any node is scored, that the plugin would give every
+// node the same score (upstream's PreScore Skip), which cannot change the
+// choice.
 type scorer struct {
 	name      string
 	weight    int64
 	score     func(cs *cycleState, ni *nodeInfo) int64
 	normalize func(scores []int64)
+	skip      func(cs *cycleState) bool
 }
 
 var scorers = []scorer{
-	{"NodeResourcesFit", 1, scoreLeastAllocated, nil},
-	{"NodeResourcesBalancedAllocation", 1, scoreBalancedAllocation, nil},
-	{"NodeAffinity", 2, scoreNodeAffinity, func(s []int64) { normalizeScores(s, false) }},
-	{"InterPodAffinity", 2, scoreInterPodAffinity, normalizeMinMax},
-	{"PodTopologySpread", 2, scoreTopologySpread, normalizeSpread},
-	{"TaintToleration", 3, scoreTaints, func(s []int64) { normalizeScores(s, true) }},
+	{"NodeResourcesFit", 1, scoreLeastAllocated, nil, nil},
+	{"NodeResourcesBalancedAllocation", 1, scoreBalancedAllocation, nil, nil},
+	{"NodeAffinity", 2, scoreNodeAffinity, func(s []int64) { normalizeScores(s, false) },
+		func(cs *cycleState) bool { return cs.preferredNode == nil }},
+	{"InterPodAffinity", 2, scoreInterPodAffinity, normalizeMinMax,
+		func(cs *cycleState) bool { return len(cs.affinityScore) == 0 }},
+	{"PodTopologySpread", 2, scoreTopologySpread, normalizeSpread,
+		func(cs *cycleState) bool { return len(cs.softSpread) == 0 }},
+	{"TaintToleration", 3, scoreTaints, func(s []int64) { normalizeScores(s, true) }, nil},
 }
 
-// findFeasibleLocked filters nodes, from a rotating start, until it has
-// enough feasible ones. It returns them, or a fitError.
+// nodeFailure is why one node does not fit.
+type nodeFailure struct {
+	node         string
+	reasons      []string
+	unresolvable bool
+}
+
+// findFeasibleLocked filters nodes in parallel, from a rotating start,
+// until it has found numFeasibleNodesToFind feasible ones, as upstream's
+// findNodesThatPassFilters. It returns them, or a fitError.
 func (c *Cache) findFeasibleLocked(cs *cycleState) ([]*nodeInfo, *fitError) {
 	n := len(c.order)
 	want := numFeasibleNodesToFind(n)
@@ -278,54 +291,83 @@ func (c *Cache) findFeasibleLocked(cs *cycleState) ([]*nodeInfo, *fitError) {
 	// A pod that preempted on a node tries that node first, as upstream.
 	if nom := cs.pod.pod.Status.NominatedNodeName; nom != "" {
 		if ni := c.nodes[nom]; ni != nil && ni.node != nil {
-			if reasons, _ := runFilters(cs, ni); len(reasons) == 0 {
+			if reasons, _ := runFiltersWithNominated(cs, ni); len(reasons) == 0 {
 				return []*nodeInfo{ni}, nil
 			}
 		}
 	}
-	var feasible []*nodeInfo
-	processed := 0
-	for i := 0; i < n && len(feasible) < want; i++ {
-		ni := c.order[(c.nextStart+i)%n]
-		processed++
-		reasons, unresolvable := runFilters(cs, ni)
-		if len(reasons) == 0 {
-			feasible = append(feasible, ni)
-			continue
-		}
-		for _, r := range reasons {
-			fe.reasons[r]++
-		}
-		if !unresolvable {
-			fe.resolvable = append(fe.resolvable, ni.name)
-		}
-	}
-	if n > 0 {
-		c.nextStart = (c.nextStart + processed) % n
-	}
-	if len(feasible) == 0 {
+	if n == 0 {
 		return nil, fe
 	}
-	return feasible, nil
+	feasible := make([]*nodeInfo, want)
+	var found atomic.Int32
+	var mu sync.Mutex
+	var failed []nodeFailure
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := c.nextStart
+	c.par.until(ctx, n, func(i int) {
+		ni := c.order[(start+i)%n]
+		reasons, unresolvable := runFiltersWithNominated(cs, ni)
+		if len(reasons) == 0 {
+			// Enough found: stop handing out nodes, and do not count this one.
+			if k := int(found.Add(1)); k > want {
+				cancel()
+				found.Add(-1)
+			} else {
+				feasible[k-1] = ni
+			}
+			return
+		}
+		mu.Lock()
+		failed = append(failed, nodeFailure{node: ni.name, reasons: reasons, unresolvable: unresolvable})
+		mu.Unlock()
+	})
+	k := int(found.Load())
+	c.nextStart = (start + k + len(failed)) % n
+	if k > 0 {
+		return feasible[:k], nil
+	}
+	for _, f := range failed {
+		for _, r := range f.reasons {
+			fe.reasons[r]++
+		}
+		if !f.unresolvable {
+			fe.resolvable = append(fe.resolvable, f.node)
+		}
+	}
+	sort.Strings(fe.resolvable)
+	return nil, fe
 }
 
-// selectHostLocked scores the feasible nodes and returns the best, picking
-// at random among equals.
-func selectHost(cs *cycleState, feasible []*nodeInfo) string {
+// selectHost scores the feasible nodes, in parallel, and returns the best,
+// picking at random among equals.
+func selectHost(par parallelizer, cs *cycleState, feasible []*nodeInfo) string {
 	if len(feasible) == 1 {
 		return feasible[0].name
 	}
+	var active []*scorer
+	for i := range scorers {
+		if s := &scorers[i]; s.skip == nil || !s.skip(cs) {
+			active = append(active, s)
+		}
+	}
+	scores := make([][]int64, len(active))
+	for i := range scores {
+		scores[i] = make([]int64, len(feasible))
+	}
+	par.until(context.Background(), len(feasible), func(n int) {
+		for i, s := range active {
+			scores[i][n] = s.score(cs, feasible[n])
+		}
+	})
 	total := make([]int64, len(feasible))
-	scores := make([]int64, len(feasible))
-	for _, s := range scorers {
-		for i, ni := range feasible {
-			scores[i] = s.score(cs, ni)
-		}
+	for i, s := range active {
 		if s.normalize != nil {
-			s.normalize(scores)
+			s.normalize(scores[i])
 		}
-		for i := range scores {
-			total[i] += s.weight * scores[i]
+		for n := range total {
+			total[n] += s.weight * scores[i][n]
 		}
 	}
 	best, ties := 0, 1

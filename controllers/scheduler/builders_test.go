@@ -69,6 +69,26 @@ func (b *podBuilder) Created(t time.Time) *podBuilder {
 	return b
 }
 
+// Started sets status.startTime.
+func (b *podBuilder) Started(t time.Time) *podBuilder {
+	b.p.Status.StartTime = &metav1.Time{Time: t}
+	return b
+}
+
+// Nominated sets status.nominatedNodeName.
+func (b *podBuilder) Nominated(node string) *podBuilder {
+	b.p.Status.NominatedNodeName = node
+	return b
+}
+
+// PreemptedAt marks the pod as deleted by the scheduler's preemption.
+func (b *podBuilder) PreemptedAt(t time.Time) *podBuilder {
+	b.p.DeletionTimestamp = &metav1.Time{Time: t}
+	b.p.Status.Conditions = append(b.p.Status.Conditions, metav1.Condition{Type: string(corev1.DisruptionTarget),
+		Status: metav1.ConditionTrue, Reason: corev1.PodReasonPreemptionByScheduler})
+	return b
+}
+
 func (b *podBuilder) HostPort(port int32, proto corev1.Protocol, ip string) *podBuilder {
 	c := &b.p.Spec.Containers[0]
 	c.Ports = append(c.Ports, corev1.ContainerPort{ContainerPort: port, HostPort: port, Protocol: proto, HostIP: ip})

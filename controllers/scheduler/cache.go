@@ -36,6 +36,8 @@ type Cache struct {
 	// nominated are pending pods that preempted others on a node: their
 	// requests count there for pods of equal or lower priority.
 	nominated map[string]nominee
+	// par bounds the goroutines of a cycle's per-node work.
+	par parallelizer
 }
 
 // nominee is a pending pod and the node it preempted pods on.
@@ -51,7 +53,16 @@ func NewCache() *Cache {
 		pods:       map[string]*podState{},
 		namespaces: map[string]labels.Set{},
 		nominated:  map[string]nominee{},
+		par:        newParallelizer(DefaultParallelism),
 	}
+}
+
+// SetParallelism bounds how many nodes a cycle filters and scores at once
+// (DefaultParallelism when n <= 0); GOMAXPROCS bounds it too.
+func (c *Cache) SetParallelism(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.par = newParallelizer(n)
 }
 
 func (c *Cache) nodeLocked(name string) *nodeInfo {

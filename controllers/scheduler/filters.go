@@ -62,6 +62,30 @@ func runFilters(cs *cycleState, ni *nodeInfo) ([]string, bool) {
 	return nil, false
 }
 
+// runFiltersWithNominated is upstream's RunFilterPluginsWithNominatedPods:
+// pods nominated to the node (they preempted others there) with at least
+// the pod's priority count as if they ran there, for every filter; and as
+// they may yet land elsewhere, the pod must fit without them too.
+func runFiltersWithNominated(cs *cycleState, ni *nodeInfo) ([]string, bool) {
+	var add []*podInfo
+	for _, n := range cs.nominatedOn[ni.name] {
+		if _, on := ni.pods[n.key]; !on {
+			add = append(add, n)
+		}
+	}
+	if len(add) > 0 {
+		trial, st := ni.clone(), cs.clone()
+		for _, n := range add {
+			trial.addPod(n)
+			st.updateWithPod(trial, n, 1)
+		}
+		if reasons, unresolvable := runFilters(st, trial); len(reasons) > 0 {
+			return reasons, unresolvable
+		}
+	}
+	return runFilters(cs, ni)
+}
+
 func filterUnschedulable(cs *cycleState, ni *nodeInfo) ([]string, bool) {
 	if !ni.core.Spec.Unschedulable {
 		return nil, false
@@ -125,25 +149,15 @@ func filterNodePorts(cs *cycleState, ni *nodeInfo) ([]string, bool) {
 
 // filterResources is NodeResourcesFit: the pod's requests (the larger of the
 // init containers' and the containers' sums, plus overhead, as upstream)
-// must fit in what the node's allocatable leaves after the pods on it and
-// the nominated pods of at least the same priority.
+// must fit in what the node's allocatable leaves after the pods on it
+// (nominated pods are added to the node by runFiltersWithNominated).
 func filterResources(cs *cycleState, ni *nodeInfo) ([]string, bool) {
-	return insufficient(cs.pod, ni, cs.nominatedOn[ni.name]), false
+	return insufficient(cs.pod, ni), false
 }
 
-func insufficient(pi *podInfo, ni *nodeInfo, nominated []*podInfo) []string {
+func insufficient(pi *podInfo, ni *nodeInfo) []string {
 	used := ni.requested
 	pods := int64(len(ni.pods))
-	if len(nominated) > 0 {
-		used = resources{}
-		used.add(ni.requested, 1)
-		for _, n := range nominated {
-			if _, on := ni.pods[n.key]; !on {
-				used.add(n.requests, 1)
-				pods++
-			}
-		}
-	}
 	var reasons []string
 	if pods+1 > ni.allowedPods {
 		reasons = append(reasons, reasonTooManyPods)
@@ -188,7 +202,7 @@ func filterTopologySpread(cs *cycleState, ni *nodeInfo) ([]string, bool) {
 		if !ok {
 			return []string{reasonSpreadMissingLabel}, true
 		}
-		if int32(c.counts[value]+c.selfMatch-c.minMatch()) > c.maxSkew {
+		if int32(c.counts[value]+c.selfMatch-c.minCount) > c.maxSkew {
 			return []string{reasonSpread}, false
 		}
 	}
@@ -245,13 +259,15 @@ type spreadConstraint struct {
 	honorTaints   bool
 	counts        map[string]int
 	selfMatch     int
+	// minCount is the count of the least populated domain, or 0 while there
+	// are fewer domains than minDomains (refreshMin keeps it current).
+	minCount int
 }
 
-// minMatch is the count of the least populated domain, or 0 while there are
-// fewer domains than minDomains.
-func (c *spreadConstraint) minMatch() int {
+func (c *spreadConstraint) refreshMin() {
+	c.minCount = 0
 	if int32(len(c.counts)) < c.minDomains || len(c.counts) == 0 {
-		return 0
+		return
 	}
 	m := -1
 	for _, n := range c.counts {
@@ -259,7 +275,7 @@ func (c *spreadConstraint) minMatch() int {
 			m = n
 		}
 	}
-	return m
+	c.minCount = m
 }
 
 // cycleState is what one scheduling attempt computes for its pod before
@@ -270,7 +286,11 @@ type cycleState struct {
 	preferredNode  *nodeaffinity.PreferredSchedulingTerms
 	volumeAffinity []*nodeaffinity.NodeSelector
 	unboundClaims  []*nodeaffinity.NodeSelector
-	nominatedOn    map[string][]*podInfo
+	// nominatedOn are, per node, the pods nominated there with at least
+	// this pod's priority.
+	nominatedOn map[string][]*podInfo
+	// nsLabels gives a namespace's labels, for namespace selectors.
+	nsLabels func(string) labels.Set
 
 	existingAnti   map[topoPair]int
 	affinityCounts map[topoPair]int

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -17,7 +18,7 @@ func filterResults(c *Cache, pi *podInfo, vol volumeInfo) map[string][]string {
 	cs := c.prepareLocked(pi, vol)
 	out := map[string][]string{}
 	for _, ni := range c.order {
-		if reasons, _ := runFilters(cs, ni); len(reasons) > 0 {
+		if reasons, _ := runFiltersWithNominated(cs, ni); len(reasons) > 0 {
 			out[ni.name] = reasons
 		}
 	}
@@ -256,7 +257,7 @@ func TestScheduleReportsEveryNode(t *testing.T) {
 		MakeNode("n1").Cap("cpu", "1").Obj(), MakeNode("n2").Cap("cpu", "1").Obj(),
 		MakeNode("n3").Taint("dedicated", "gpu", corev1.TaintEffectNoSchedule).Obj(),
 	}, nil)
-	node, fe, _ := c.schedule(MakePod("p", "ns").Req("cpu", "2").Info(), volumeInfo{})
+	node, fe, _ := c.schedule(MakePod("p", "ns").Req("cpu", "2").Info(), volumeInfo{}, time.Now())
 	if node != "" || fe == nil {
 		t.Fatalf("got node %q, want a fit error", node)
 	}

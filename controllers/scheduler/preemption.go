@@ -1,89 +1,169 @@
 package scheduler
 
 import (
+	"context"
 	"math"
+	"math/rand/v2"
 	"sort"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Upstream's DefaultPreemptionArgs defaults: a dry run looks for candidates
+// on at least this share of the nodes where preemption may help, and on at
+// least this many.
+const (
+	minCandidateNodesPercentage = 10
+	minCandidateNodesAbsolute   = 100
 )
 
 // candidate is a node where deleting victims makes room for a pod.
 type candidate struct {
-	node    string
+	node string
+	// victims are the pods to delete, most important first.
 	victims []*podInfo
 }
 
-// findPreemptionLocked is upstream's DefaultPreemption without disruption
-// budgets: on each node that failed for reasons removing pods can fix, it
-// removes every pod of lower priority, checks that the pod then fits, and
-// reprieves as many victims as it can, most important first. Of the
-// candidates it picks the one whose most important victim has the lowest
-// priority, then the lowest sum of priorities, then the fewest victims.
-//
-// Filters that depend on other pods' labels (inter-pod affinity, topology
-// spread) are evaluated as they were before removing victims, so a pod that
-// only an anti-affinity conflict keeps out is not helped by preemption.
-func (c *Cache) findPreemptionLocked(cs *cycleState, fe *fitError) *candidate {
+// preemption is what a failed cycle decided about preempting.
+type preemption struct {
+	// cand is where the pod preempts, nil when it does not.
+	cand *candidate
+	// lowerNominated are pods of lower priority nominated to cand's node:
+	// they may no longer fit there and lose their nomination, as upstream.
+	lowerNominated []*podInfo
+	// clearNomination is set when preemption cannot help the pod at all:
+	// a nomination it holds is stale.
+	clearNomination bool
+}
+
+// findPreemptionLocked is upstream's DefaultPreemption PostFilter (skiff
+// has no PodDisruptionBudgets, so none is violated): on the nodes that
+// failed for reasons removing pods can fix, starting at a random one, it
+// dry-runs preemption in parallel until it has enough candidates, and picks
+// one as pickOneNodeForPreemption does.
+func (c *Cache) findPreemptionLocked(cs *cycleState, fe *fitError, now time.Time) preemption {
 	pi := cs.pod
-	if p := pi.pod.Spec.PreemptionPolicy; p != nil && *p == corev1.PreemptNever {
-		return nil
+	if !c.eligibleToPreemptLocked(pi, fe) {
+		return preemption{}
 	}
-	// A pod that already preempted waits for its victims to go, as upstream.
-	if nom := pi.pod.Status.NominatedNodeName; nom != "" {
-		if ni := c.nodes[nom]; ni != nil {
-			for _, p := range ni.pods {
-				if p.pod.DeletionTimestamp != nil && p.priority < pi.priority {
-					return nil
-				}
-			}
-		}
-	}
-	var best *candidate
+	potential := make([]*nodeInfo, 0, len(fe.resolvable))
 	for _, name := range fe.resolvable {
-		ni := c.nodes[name]
-		if ni == nil || ni.node == nil {
-			continue
+		if ni := c.nodes[name]; ni != nil && ni.node != nil {
+			potential = append(potential, ni)
 		}
-		cand := victimsOn(cs, ni)
-		if cand != nil && (best == nil || betterCandidate(cand, best)) {
+	}
+	if len(potential) == 0 {
+		return preemption{clearNomination: true}
+	}
+	offset, want := rand.IntN(len(potential)), numCandidates(len(potential))
+	var mu sync.Mutex
+	var cands []*candidate
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.par.until(ctx, len(potential), func(i int) {
+		cand := selectVictims(cs, potential[(offset+i)%len(potential)], now)
+		if cand == nil {
+			return
+		}
+		mu.Lock()
+		cands = append(cands, cand)
+		if len(cands) >= want {
+			cancel()
+		}
+		mu.Unlock()
+	})
+	if len(cands) == 0 {
+		return preemption{clearNomination: true}
+	}
+	best := cands[0]
+	for _, cand := range cands[1:] {
+		if betterCandidate(cand, best, now) {
 			best = cand
 		}
 	}
-	return best
+	p := preemption{cand: best}
+	for _, n := range c.nominated {
+		if n.node == best.node && n.info.key != pi.key && n.info.priority < pi.priority {
+			p.lowerNominated = append(p.lowerNominated, n.info)
+		}
+	}
+	sort.Slice(p.lowerNominated, func(i, j int) bool { return p.lowerNominated[i].key < p.lowerNominated[j].key })
+	return p
 }
 
-func victimsOn(cs *cycleState, ni *nodeInfo) *candidate {
-	trial := ni.clone()
+// eligibleToPreemptLocked is upstream's PodEligibleToPreemptOthers: not with
+// preemptionPolicy Never, and not while pods it preempted on its nominated
+// node are still terminating, unless that node cannot take it any more.
+func (c *Cache) eligibleToPreemptLocked(pi *podInfo, fe *fitError) bool {
+	if p := pi.pod.Spec.PreemptionPolicy; p != nil && *p == corev1.PreemptNever {
+		return false
+	}
+	nom := pi.pod.Status.NominatedNodeName
+	ni := c.nodes[nom]
+	if nom == "" || ni == nil || ni.node == nil {
+		return true
+	}
+	if i := sort.SearchStrings(fe.resolvable, nom); i == len(fe.resolvable) || fe.resolvable[i] != nom {
+		return true // the nominated node is out for reasons preemption cannot fix
+	}
+	for _, p := range ni.pods {
+		if p.priority < pi.priority && terminatingByPreemption(p) {
+			return false
+		}
+	}
+	return true
+}
+
+// terminatingByPreemption tells whether a pod is going away because the
+// scheduler preempted it (its DisruptionTarget condition says so).
+func terminatingByPreemption(p *podInfo) bool {
+	if p.pod.DeletionTimestamp == nil {
+		return false
+	}
+	cond := meta.FindStatusCondition(p.pod.Status.Conditions, string(corev1.DisruptionTarget))
+	return cond != nil && cond.Status == metav1.ConditionTrue && cond.Reason == corev1.PodReasonPreemptionByScheduler
+}
+
+// numCandidates is upstream's calculateNumCandidates.
+func numCandidates(nodes int) int {
+	n := nodes * minCandidateNodesPercentage / 100
+	n = max(n, minCandidateNodesAbsolute)
+	return min(n, nodes)
+}
+
+// selectVictims is upstream's SelectVictimsOnNode on a copy of the node and
+// of the cycle state: remove every pod of lower priority, check that every
+// filter then passes (with the nominated pods), and add the pods back, most
+// important first, keeping each that still lets every filter pass. The
+// others are the victims. It returns nil when preemption cannot help.
+func selectVictims(cs *cycleState, ni *nodeInfo, now time.Time) *candidate {
+	trial, st := ni.clone(), cs.clone()
 	var potential []*podInfo
 	for _, p := range ni.pods {
 		if p.priority < cs.pod.priority {
 			potential = append(potential, p)
 			trial.removePod(p.key)
+			st.updateWithPod(trial, p, -1)
 		}
 	}
 	if len(potential) == 0 {
 		return nil
 	}
-	if reasons, _ := runFilters(cs, trial); len(reasons) > 0 {
+	if reasons, _ := runFiltersWithNominated(st, trial); len(reasons) > 0 {
 		return nil
 	}
-	// Most important first: higher priority, then older.
-	sort.Slice(potential, func(i, j int) bool {
-		a, b := potential[i], potential[j]
-		if a.priority != b.priority {
-			return a.priority > b.priority
-		}
-		ta, tb := a.pod.CreationTimestamp, b.pod.CreationTimestamp
-		if !ta.Equal(&tb) {
-			return ta.Before(&tb)
-		}
-		return a.key < b.key
-	})
+	sort.Slice(potential, func(i, j int) bool { return moreImportant(potential[i], potential[j], now) })
 	cand := &candidate{node: ni.name}
 	for _, p := range potential {
 		trial.addPod(p)
-		if reasons, _ := runFilters(cs, trial); len(reasons) > 0 {
+		st.updateWithPod(trial, p, 1)
+		if reasons, _ := runFiltersWithNominated(st, trial); len(reasons) > 0 {
 			trial.removePod(p.key)
+			st.updateWithPod(trial, p, -1)
 			cand.victims = append(cand.victims, p)
 		}
 	}
@@ -93,9 +173,33 @@ func victimsOn(cs *cycleState, ni *nodeInfo) *candidate {
 	return cand
 }
 
-// betterCandidate orders candidates as upstream's pickOneNodeForPreemption.
-func betterCandidate(a, b *candidate) bool {
-	if ha, hb := highestPriority(a), highestPriority(b); ha != hb {
+// moreImportant is upstream's MoreImportantPod: higher priority, then the
+// one that started earlier (a pod not started yet counts as starting now).
+func moreImportant(a, b *podInfo, now time.Time) bool {
+	if a.priority != b.priority {
+		return a.priority > b.priority
+	}
+	if sa, sb := a.started(now), b.started(now); !sa.Equal(sb) {
+		return sa.Before(sb)
+	}
+	return a.key < b.key
+}
+
+func (pi *podInfo) started(now time.Time) time.Time {
+	if pi.startTime.IsZero() {
+		return now
+	}
+	return pi.startTime
+}
+
+// betterCandidate orders candidates as upstream's pickOneNodeForPreemption
+// (without PodDisruptionBudgets): the lowest priority of the most important
+// victim, then the lowest sum of priorities, then the fewest victims, then
+// the latest start among the victims of the highest priority; the node name
+// breaks the remaining ties, so the choice does not depend on the order the
+// dry run found candidates in.
+func betterCandidate(a, b *candidate, now time.Time) bool {
+	if ha, hb := a.victims[0].priority, b.victims[0].priority; ha != hb {
 		return ha < hb
 	}
 	if sa, sb := prioritySum(a), prioritySum(b); sa != sb {
@@ -104,17 +208,23 @@ func betterCandidate(a, b *candidate) bool {
 	if len(a.victims) != len(b.victims) {
 		return len(a.victims) < len(b.victims)
 	}
+	if ea, eb := earliestStart(a, now), earliestStart(b, now); !ea.Equal(eb) {
+		return ea.After(eb)
+	}
 	return a.node < b.node
 }
 
-func highestPriority(c *candidate) int32 {
-	h := int32(math.MinInt32)
-	for _, v := range c.victims {
-		if v.priority > h {
-			h = v.priority
+// earliestStart is upstream's GetEarliestPodStartTime: the earliest start
+// among the victims of the highest priority.
+func earliestStart(c *candidate, now time.Time) time.Time {
+	top := c.victims[0].priority
+	earliest := c.victims[0].started(now)
+	for _, v := range c.victims[1:] {
+		if v.priority == top && v.started(now).Before(earliest) {
+			earliest = v.started(now)
 		}
 	}
-	return h
+	return earliest
 }
 
 // prioritySum adds priorities shifted to be positive, as upstream.

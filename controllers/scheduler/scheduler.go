@@ -83,6 +83,13 @@ func (s *Scheduler) WithStatusClient(c client.Client) *Scheduler {
 	return s
 }
 
+// WithParallelism bounds how many nodes a cycle filters and scores at once
+// (DefaultParallelism when n <= 0); GOMAXPROCS bounds it as well.
+func (s *Scheduler) WithParallelism(n int) *Scheduler {
+	s.cache.SetParallelism(n)
+	return s
+}
+
 // SetupWithManager adds the scheduler to the manager.
 func (s *Scheduler) SetupWithManager(mgr ctrl.Manager) error {
 	return mgr.Add(s)
@@ -294,15 +301,13 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod) {
 
 	// 3. Filter and score the nodes under the cache lock, and assume the pod
 	//    on the chosen node so the next cycle counts it.
-	node, fe, cand := s.cache.schedule(pi, vol)
+	node, fe, p := s.cache.schedule(pi, vol, s.clock.Now())
 
 	if fe != nil {
 		log.V(4).Info("Pod does not fit", "reason", fe.Error(), "took", s.clock.Since(start))
 		// 4a. Preempt lower-priority pods if that makes room, then wait for
 		//     the victims to go; report why the pod waits.
-		if cand != nil {
-			s.preempt(ctx, pi, cand)
-		}
+		s.preempt(ctx, pi, p)
 		s.queue.AddUnschedulable(qp, false)
 		observeAttempt(resultUnschedulable, s.clock.Since(start), qp.timestamp, s.clock.Now())
 		s.async(func() { s.reportUnschedulable(ctx, pi, fe) })
@@ -329,21 +334,34 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod) {
 }
 
 // schedule is the cycle's work under the cache lock: the chosen node, or
-// why none fits and the preemption candidate, if any.
-func (c *Cache) schedule(pi *podInfo, vol volumeInfo) (string, *fitError, *candidate) {
+// why none fits and what preemption decided. now is when pods that have
+// not started count as starting, for preemption.
+func (c *Cache) schedule(pi *podInfo, vol volumeInfo, now time.Time) (string, *fitError, preemption) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if vol.preFilterMsg != "" {
-		return "", &fitError{numAllNodes: len(c.order), preFilterMsg: vol.preFilterMsg}, nil
+		return "", &fitError{numAllNodes: len(c.order), preFilterMsg: vol.preFilterMsg}, preemption{}
 	}
 	cs := c.prepareLocked(pi, vol)
 	feasible, fe := c.findFeasibleLocked(cs)
 	if fe != nil {
-		return "", fe, c.findPreemptionLocked(cs, fe)
+		p := c.findPreemptionLocked(cs, fe, now)
+		switch {
+		case p.cand != nil:
+			// Count the pod on the node at once, so the next cycles leave
+			// it the room its victims free; nominations it overrides go.
+			c.setNominatedLocked(pi, p.cand.node)
+			for _, n := range p.lowerNominated {
+				c.setNominatedLocked(n, "")
+			}
+		case p.clearNomination:
+			c.setNominatedLocked(pi, "")
+		}
+		return "", fe, p
 	}
-	node := selectHost(cs, feasible)
+	node := selectHost(c.par, cs, feasible)
 	c.assumeLocked(pi, node)
-	return node, nil, nil
+	return node, nil, preemption{}
 }
 
 func (s *Scheduler) async(f func()) {
@@ -470,31 +488,77 @@ func (s *Scheduler) reportUnschedulable(ctx context.Context, pi *podInfo, fe *fi
 	}
 }
 
-// preempt nominates the node for the pod and deletes the victims.
-func (s *Scheduler) preempt(ctx context.Context, pi *podInfo, cand *candidate) {
-	log := ctrl.LoggerFrom(ctx).WithValues("pod", klog.KObj(pi.pod), "node", cand.node)
+// preempt carries out what preemption decided, as upstream's
+// prepareCandidate: the preemptor's status.nominatedNodeName names the
+// node, each victim gets the DisruptionTarget condition, is deleted and
+// gets a Preempted event, and pods of lower priority nominated to the node
+// lose their nomination. With no candidate, a stale nomination is cleared.
+func (s *Scheduler) preempt(ctx context.Context, pi *podInfo, p preemption) {
+	log := ctrl.LoggerFrom(ctx).WithValues("pod", klog.KObj(pi.pod))
+	cand := p.cand
+	if cand == nil {
+		if p.clearNomination && pi.pod.Status.NominatedNodeName != "" {
+			s.setNominatedNodeName(ctx, pi.pod, "")
+		}
+		return
+	}
+	log = log.WithValues("node", cand.node)
 	names := make([]string, 0, len(cand.victims))
 	for _, v := range cand.victims {
 		names = append(names, fmt.Sprintf("%s (priority %d)", v.key, v.priority))
 	}
 	log.V(2).Info("Preempting pods", "victims", names)
-	s.cache.SetNominated(pi, cand.node)
 	s.recorder.Eventf(pi.pod, nil, corev1.EventTypeNormal, "Preempting", "Preempting",
 		"Preempting %d pod(s) of lower priority on node %s to make room: %s", len(cand.victims), cand.node, strings.Join(names, ", "))
-	if err := s.patchStatus(ctx, pi.pod.DeepCopy(), func(p *corev1alpha1.Pod) {
-		if p.Spec.NodeName == "" {
-			p.Status.NominatedNodeName = cand.node
-		}
-	}); err != nil {
-		log.Error(err, "Setting the nominated node failed")
-	}
+	s.setNominatedNodeName(ctx, pi.pod, cand.node)
 	for _, v := range cand.victims {
-		uid := v.pod.UID
-		if err := s.client.Delete(ctx, v.pod, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
-			log.Error(err, "Deleting a preemption victim failed", "victim", klog.KObj(v.pod))
-			continue
+		if v.pod.DeletionTimestamp != nil {
+			continue // already going
 		}
-		s.recorder.Eventf(v.pod, pi.pod, corev1.EventTypeNormal, "Preempted", "Preempting",
-			"Preempted by %s (priority %d) on node %s", pi.key, pi.priority, cand.node)
+		if err := s.preemptVictim(ctx, pi, v, cand.node); err != nil {
+			log.Error(err, "Preempting a victim failed", "victim", klog.KObj(v.pod))
+		}
 	}
+	for _, n := range p.lowerNominated {
+		s.setNominatedNodeName(ctx, n.pod, "")
+	}
+}
+
+// setNominatedNodeName sets or clears a pending pod's status.nominatedNodeName.
+func (s *Scheduler) setNominatedNodeName(ctx context.Context, pod *corev1alpha1.Pod, node string) {
+	err := s.patchStatus(ctx, pod.DeepCopy(), func(p *corev1alpha1.Pod) {
+		if p.Spec.NodeName == "" {
+			p.Status.NominatedNodeName = node
+		}
+	})
+	if err != nil && !apierrors.IsNotFound(err) {
+		ctrl.LoggerFrom(ctx).Error(err, "Setting the nominated node failed", "pod", klog.KObj(pod), "node", node)
+	}
+}
+
+// preemptVictim marks a victim with DisruptionTarget (reason
+// PreemptionByScheduler, as upstream, so Jobs' pod failure policies and
+// the preemptor's next cycle can tell why it goes), deletes it and records
+// a Preempted event on it.
+func (s *Scheduler) preemptVictim(ctx context.Context, pi, v *podInfo, node string) error {
+	err := s.patchStatus(ctx, v.pod.DeepCopy(), func(p *corev1alpha1.Pod) {
+		meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
+			Type: string(corev1.DisruptionTarget), Status: metav1.ConditionTrue, ObservedGeneration: p.Generation,
+			Reason:  corev1.PodReasonPreemptionByScheduler,
+			Message: fmt.Sprintf("%s: preempting to accommodate a higher priority pod", Name),
+		})
+	})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	uid := v.pod.UID
+	if err := s.client.Delete(ctx, v.pod, client.Preconditions{UID: &uid}); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	s.recorder.Eventf(v.pod, pi.pod, corev1.EventTypeNormal, "Preempted", "Preempting",
+		"Preempted by %s (priority %d) on node %s", pi.key, pi.priority, node)
+	return nil
 }

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
@@ -127,7 +128,7 @@ func TestSelectHostSpreadsPods(t *testing.T) {
 	c := cacheWith([]*corev1alpha1.Node{MakeNode("n1").Obj(), MakeNode("n2").Obj(), MakeNode("n3").Obj()}, nil)
 	perNode := map[string]int{}
 	for i := 0; i < 9; i++ {
-		node, fe, _ := c.schedule(MakePod(string(rune('a'+i)), "ns").Req("cpu", "100m", "memory", "100Mi").Info(), volumeInfo{})
+		node, fe, _ := c.schedule(MakePod(string(rune('a'+i)), "ns").Req("cpu", "100m", "memory", "100Mi").Info(), volumeInfo{}, time.Now())
 		if fe != nil {
 			t.Fatalf("pod %d: %v", i, fe)
 		}

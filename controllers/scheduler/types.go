@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
@@ -118,6 +120,9 @@ type podInfo struct {
 	nonZero  resources   // cpu and memory, with defaults for empty requests, for scoring
 	priority int32
 	ports    []hostPort
+	// startTime is status.startTime; zero while the pod has not started,
+	// which preemption reads as "now", as upstream's GetPodStartTime.
+	startTime time.Time
 
 	requiredAffinity      []affinityTerm
 	requiredAntiAffinity  []affinityTerm
@@ -146,6 +151,9 @@ func newPodInfo(pod *corev1alpha1.Pod) *podInfo {
 	pi.nonZero = resources{milliCPU: nz.milliCPU, memory: nz.memory}
 	if pod.Spec.Priority != nil {
 		pi.priority = *pod.Spec.Priority
+	}
+	if pod.Status.StartTime != nil {
+		pi.startTime = pod.Status.StartTime.Time
 	}
 	for _, cs := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
 		for _, c := range cs {

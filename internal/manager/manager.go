@@ -97,6 +97,10 @@ type Options struct {
 	// client-side limiting off (API Priority and Fairness still applies).
 	QPS   float32
 	Burst int
+	// SchedulerParallelism bounds how many nodes a scheduling cycle filters
+	// and scores at once; zero means scheduler.DefaultParallelism (16, as
+	// upstream). GOMAXPROCS bounds it as well.
+	SchedulerParallelism int
 	// SkipNameValidation lets one process build several managers one after
 	// another (test suites): controller names are otherwise unique per process.
 	SkipNameValidation bool

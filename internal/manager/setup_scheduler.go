@@ -9,13 +9,14 @@ import (
 )
 
 func init() {
-	Register("scheduler", func(mgr ctrl.Manager, _ Options) error {
+	Register("scheduler", func(mgr ctrl.Manager, opts Options) error {
 		// Pod conditions get a client, and so a rate limiter, of their own.
 		status, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme(), Mapper: mgr.GetRESTMapper()})
 		if err != nil {
 			return err
 		}
 		return scheduler.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache(),
-			mgr.GetEventRecorder(scheduler.Name), clock.RealClock{}).WithStatusClient(status).SetupWithManager(mgr)
+			mgr.GetEventRecorder(scheduler.Name), clock.RealClock{}).WithStatusClient(status).
+			WithParallelism(opts.SchedulerParallelism).SetupWithManager(mgr)
 	})
 }
