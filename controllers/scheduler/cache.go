@@ -1,7 +1,9 @@
 package scheduler
 
 import (
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -92,7 +94,9 @@ func (c *Cache) UpsertNode(node *corev1alpha1.Node) {
 	isNew := ni.node == nil
 	ni.setNode(node)
 	if isNew {
-		c.reorderLocked()
+		// Insert in name order: registering N nodes stays O(N²) moves, not N sorts.
+		i, _ := slices.BinarySearchFunc(c.order, ni.name, func(o *nodeInfo, name string) int { return strings.Compare(o.name, name) })
+		c.order = slices.Insert(c.order, i, ni)
 	}
 }
 

@@ -214,9 +214,18 @@ func filterTopologySpread(cs *cycleState, ni *nodeInfo) ([]string, bool) {
 // pods already placed, evaluated per topology domain.
 func filterInterPodAffinity(cs *cycleState, ni *nodeInfo) ([]string, bool) {
 	nodeLabels := ni.core.Labels
-	for k, v := range nodeLabels {
-		if cs.existingAnti[topoPair{k, v}] > 0 {
-			return []string{reasonExistingAntiAffinity}, false
+	// Walk the smaller of the node's labels and the rejected domains.
+	if len(cs.existingAnti) > len(nodeLabels) {
+		for k, v := range nodeLabels {
+			if cs.existingAnti[topoPair{k, v}] > 0 {
+				return []string{reasonExistingAntiAffinity}, false
+			}
+		}
+	} else {
+		for p, n := range cs.existingAnti {
+			if v, ok := nodeLabels[p.key]; ok && v == p.value && n > 0 {
+				return []string{reasonExistingAntiAffinity}, false
+			}
 		}
 	}
 	for _, t := range cs.pod.requiredAntiAffinity {
