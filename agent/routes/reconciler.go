@@ -244,9 +244,21 @@ func (NetlinkTable) List() ([]Route, error) {
 	return out, nil
 }
 
-// Replace writes r into the main table, tagged with Protocol.
+// Replace writes r into the main table, tagged with Protocol. A route to
+// the same destination that someone else programmed (another network
+// plugin) is left alone and reported.
 func (NetlinkTable) Replace(r Route) error {
-	return netlink.RouteReplace(toNetlink(r))
+	nr := toNetlink(r)
+	existing, err := netlink.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: nr.Dst, Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return err
+	}
+	for _, e := range existing {
+		if e.Protocol != Protocol {
+			return fmt.Errorf("a route to %s that skiff-agent did not program exists (protocol %s): another network plugin routes the pods", r.Dst, e.Protocol)
+		}
+	}
+	return netlink.RouteReplace(nr)
 }
 
 // Delete removes r from the main table.

@@ -153,6 +153,10 @@ func TestNetlinkTable(t *testing.T) {
 		if len(got) != 1 || got[0].Dst != r.Dst || got[0].Via != r.Via {
 			return fmt.Errorf("List = %v, want [%v]", got, r)
 		}
+		// Someone else's route to a destination is left alone.
+		if err := tbl.Replace(Route{Dst: netip.MustParsePrefix("10.99.0.0/24"), Via: netip.MustParseAddr("192.168.77.2")}); err == nil {
+			return fmt.Errorf("another plugin's route was replaced")
+		}
 		// A gateway off the link is refused.
 		if err := tbl.Replace(Route{Dst: netip.MustParsePrefix("10.244.2.0/24"), Via: netip.MustParseAddr("172.31.0.1")}); err == nil {
 			return fmt.Errorf("a route through an unreachable gateway was accepted")

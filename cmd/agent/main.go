@@ -74,7 +74,7 @@ func run() error {
 		nodeIP         = fs.String("node-ip", "", "InternalIP of the node (default: the first global IPv4 address)")
 		podCIDR        = fs.String("pod-cidr", "10.88.0.0/16", "pod CIDR of a managed containerd when the Node has no spec.podCIDR")
 		waitPodCIDR    = fs.Bool("wait-for-pod-cidr", false, "with --containerd=managed: register the Node and wait until skiff-controller-manager's node IPAM gives it a spec.podCIDR, instead of falling back to --pod-cidr; set it on every node of a multi-node cluster")
-		nodeRoutes     = fs.Bool("node-routes", true, "route the other Nodes' spec.podCIDR through their InternalIP (host-gateway: the nodes share a link), so pods reach pods on other nodes; false when another network plugin connects the nodes")
+		nodeRoutes     = fs.String("node-routes", "auto", "route the other Nodes' spec.podCIDR through their InternalIP (host-gateway: the nodes share a link), so pods reach pods on other nodes: true, false, or auto (true with --containerd=managed, whose pod bridge the agent configures; with an external runtime another network plugin usually connects the nodes)")
 		pauseBinary    = fs.String("pause-binary", "", "static pause binary for the sandbox image of a managed containerd (default: skiff-pause next to this binary)")
 		clusterDNS     = fs.String("cluster-dns", "", "comma-separated DNS server addresses for ClusterFirst pods (default: the agent's own cluster DNS on a real node, see --serve-cluster-dns)")
 		clusterDomain  = fs.String("cluster-domain", "cluster.local", "cluster DNS domain")
@@ -205,7 +205,12 @@ func run() error {
 		} else if *proxyMode != "none" {
 			return fmt.Errorf("--proxy-mode must be nftables or none, not %q", *proxyMode)
 		}
-		if *nodeRoutes {
+		switch *nodeRoutes {
+		case "true", "false", "auto":
+		default:
+			return fmt.Errorf("--node-routes must be true, false or auto, not %q", *nodeRoutes)
+		}
+		if *nodeRoutes == "true" || *nodeRoutes == "auto" && *containerdMode == "managed" {
 			self := routes.Self{Name: *nodeName}
 			if self.PodCIDR, err = netip.ParsePrefix(nodePodCIDR); err != nil {
 				return fmt.Errorf("the node's pod CIDR %q: %w", nodePodCIDR, err)

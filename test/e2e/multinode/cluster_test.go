@@ -40,6 +40,10 @@ import (
 // that holds every node's root directory (containerd state, mounts).
 const harnessPrefix = "skmn"
 
+// linkPrefix starts the addresses of the cluster's link, 10.251.<random>.0/24;
+// the API server listens on .1.
+const linkPrefix = "10.251."
+
 // BusyboxImage is imported into every node's containerd; its tag makes the
 // default pull policy IfNotPresent.
 const BusyboxImage = "skiff.local/busybox:e2e"
@@ -130,8 +134,8 @@ func StartCluster(ctx context.Context, opts ClusterOptions) (c *Cluster, err err
 	octet := 1 + mathrand.IntN(254)
 	c = &Cluster{
 		ID:          strings.ToLower(rand.String(4)),
-		Gateway:     netip.MustParseAddr(fmt.Sprintf("10.251.%d.1", octet)),
-		Subnet:      netip.MustParsePrefix(fmt.Sprintf("10.251.%d.0/24", octet)),
+		Gateway:     netip.MustParseAddr(fmt.Sprintf("%s%d.1", linkPrefix, octet)),
+		Subnet:      netip.MustParsePrefix(fmt.Sprintf("%s%d.0/24", linkPrefix, octet)),
 		ClusterCIDR: "10.252.0.0/16",
 		opts:        opts,
 	}
@@ -307,6 +311,17 @@ func (c *Cluster) AddNode(ctx context.Context, name string) (*Node, error) {
 		return n, err
 	}
 	return n, n.StartAgent()
+}
+
+// LiveNodes are the nodes that Kill has not removed.
+func (c *Cluster) LiveNodes() []*Node {
+	var out []*Node
+	for _, n := range c.Nodes {
+		if !n.killed {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Node returns the node named name, or nil.
@@ -569,6 +584,68 @@ func CleanupLeftovers(log io.Writer) {
 	for _, l := range links {
 		_ = ipCmd("link", "del", filepath.Base(l))
 	}
+	removeControlPlaneLeftovers(log)
+}
+
+// removeControlPlaneLeftovers ends the kube-apiserver of a crashed run
+// (envtest's processes outlive a killed test binary), found by its bind
+// address on the harness' link range, and the etcd it used, found by its
+// client URL, and removes their envtest directories.
+func removeControlPlaneLeftovers(log io.Writer) {
+	var etcdURLs, dirs []string
+	killWhere(func(pid int) bool {
+		args := cmdline(pid)
+		if len(args) == 0 || filepath.Base(args[0]) != "kube-apiserver" || !hasArgPrefix(args, "--bind-address="+linkPrefix) {
+			return false
+		}
+		for _, a := range args {
+			if v, ok := strings.CutPrefix(a, "--etcd-servers="); ok {
+				etcdURLs = append(etcdURLs, v)
+			}
+			if v, ok := strings.CutPrefix(a, "--cert-dir="); ok {
+				dirs = append(dirs, v)
+			}
+		}
+		fmt.Fprintf(log, "Ending kube-apiserver %d left by an earlier run\n", pid)
+		return true
+	})
+	for _, url := range etcdURLs {
+		killWhere(func(pid int) bool {
+			args := cmdline(pid)
+			if len(args) == 0 || filepath.Base(args[0]) != "etcd" || !hasArgPrefix(args, "--listen-client-urls="+url) {
+				return false
+			}
+			for _, a := range args {
+				if v, ok := strings.CutPrefix(a, "--data-dir="); ok {
+					dirs = append(dirs, v)
+				}
+			}
+			fmt.Fprintf(log, "Ending etcd %d left by an earlier run\n", pid)
+			return true
+		})
+	}
+	for _, d := range dirs {
+		if strings.HasPrefix(d, os.TempDir()+"/k8s_test_framework_") {
+			_ = os.RemoveAll(d)
+		}
+	}
+}
+
+func cmdline(pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+}
+
+func hasArgPrefix(args []string, prefix string) bool {
+	for _, a := range args {
+		if strings.HasPrefix(a, prefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // killWhere SIGKILLs every process for which match is true.

@@ -116,6 +116,21 @@ func nodeRoutes(n *Node) ([]string, error) {
 	return lines, nil
 }
 
+// wantRoutes is what n should route: every other Node in the API (a lost
+// node's too, until its Node is deleted) through its address.
+func wantRoutes(n *Node) []string {
+	nodes := &corev1alpha1.NodeList{}
+	Expect(cluster.Client.List(ctx, nodes)).To(Succeed())
+	var want []string
+	for _, o := range nodes.Items {
+		ip, ok := routes.InternalIP(&o)
+		if o.Name != n.Name && ok && o.Spec.PodCIDR != "" {
+			want = append(want, o.Spec.PodCIDR+" via "+ip.String())
+		}
+	}
+	return want
+}
+
 // Traffic between nodes: pod to pod, pod to a ClusterIP Service whose
 // backends run elsewhere, and NodePort through a node that runs none.
 var _ = Describe("Pod network across nodes", Ordered, func() {
@@ -140,17 +155,8 @@ var _ = Describe("Pod network across nodes", Ordered, func() {
 	})
 
 	It("routes every other node's pod CIDR through that node's address, on every node", func() {
-		for _, n := range cluster.Nodes {
-			var want []string
-			for _, o := range cluster.Nodes {
-				if o == n {
-					continue
-				}
-				node := &corev1alpha1.Node{}
-				Expect(cluster.Client.Get(ctx, client.ObjectKey{Name: o.Name}, node)).To(Succeed())
-				want = append(want, node.Spec.PodCIDR+" via "+o.IP.String())
-			}
-			Eventually(func() ([]string, error) { return nodeRoutes(n) }, 30*time.Second, 250*time.Millisecond).Should(ConsistOf(want), "routes on %s", n.Name)
+		for _, n := range cluster.LiveNodes() {
+			Eventually(func() ([]string, error) { return nodeRoutes(n) }, 30*time.Second, 250*time.Millisecond).Should(ConsistOf(wantRoutes(n)), "routes on %s", n.Name)
 		}
 	})
 
@@ -228,7 +234,7 @@ var _ = Describe("Pod network across nodes", Ordered, func() {
 	It("removes a node's routes when its agent stops cleanly, and programs them again when it starts", func() {
 		before, err := nodeRoutes(n0)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(before).To(HaveLen(len(cluster.Nodes) - 1))
+		Expect(before).To(ConsistOf(wantRoutes(n0)))
 		n0.StopAgent(syscall.SIGTERM)
 		Expect(nodeRoutes(n0)).To(BeEmpty())
 		Expect(n0.StartAgent()).To(Succeed())
@@ -239,5 +245,28 @@ var _ = Describe("Pod network across nodes", Ordered, func() {
 			who, _, err := httpFromPod(n0, containerIDOf(caller), web1.Status.PodIP, 8080, "/")
 			return who, err
 		}, 30*time.Second, 500*time.Millisecond).Should(Equal("web-1"))
+	})
+})
+
+var _ = Describe("Routes as nodes come and go", func() {
+	It("routes to a node that joins, and stops when its Node is deleted", func() {
+		n0 := cluster.Nodes[0]
+		joined, err := cluster.AddNode(ctx, fmt.Sprintf("mn-%s-join", cluster.ID))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { _ = joined.Kill() })
+		Expect(joined.WaitReady(ctx, 2*time.Minute)).To(Succeed())
+		node := &corev1alpha1.Node{}
+		Expect(cluster.Client.Get(ctx, client.ObjectKey{Name: joined.Name}, node)).To(Succeed())
+		route := node.Spec.PodCIDR + " via " + joined.IP.String()
+		Eventually(func() ([]string, error) { return nodeRoutes(n0) }, 30*time.Second, 250*time.Millisecond).Should(ContainElement(route))
+		// The newcomer routes to the others too.
+		Eventually(func() ([]string, error) { return nodeRoutes(joined) }, 30*time.Second, 250*time.Millisecond).Should(ConsistOf(wantRoutes(joined)))
+
+		// A lost node keeps its route while its Node exists (its pods may
+		// still run), and loses it with its Node.
+		Expect(joined.Kill()).To(Succeed())
+		Consistently(func() ([]string, error) { return nodeRoutes(n0) }, 2*time.Second, 500*time.Millisecond).Should(ContainElement(route))
+		Expect(cluster.Client.Delete(ctx, node)).To(Succeed())
+		Eventually(func() ([]string, error) { return nodeRoutes(n0) }, 30*time.Second, 250*time.Millisecond).ShouldNot(ContainElement(route))
 	})
 })

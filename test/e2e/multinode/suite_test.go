@@ -5,10 +5,26 @@
 // needs root; without it, or without containerd, runc, ctr, busybox, ip,
 // nsenter or nft, it skips and says why.
 //
-// The cluster starts once for the whole suite (cluster_test.go holds the
-// harness: StartCluster, Node.Kill, Node.Partition, Node.Heal, ...), and
-// everything it made is removed at the end, also when a spec fails, and at
-// the start of the next run when a run crashed.
+// The cluster starts once for the whole suite, in BeforeSuite; the harness
+// is in cluster_test.go:
+//
+//   - StartCluster(ctx, ClusterOptions) and Cluster.Stop; ClusterOptions
+//     carries the manager's options, extra agent flags, and NodeConfig, the
+//     credentials each agent gets (the administrator's by default).
+//   - Cluster.AddNode adds a node (then Node.WaitReady); Cluster.Nodes,
+//     Cluster.LiveNodes, Cluster.Node(name).
+//   - Node.Kill loses a node: agent killed, containers, containerd and
+//     mounts removed, network namespace deleted; its Node stays in the API.
+//   - Node.Partition drops the node's traffic to and from the API server
+//     (pod traffic goes on); Node.Heal ends it.
+//   - Node.StopAgent(SIGTERM or SIGKILL) and Node.StartAgent restart an
+//     agent on the same containerd; Node.Exec runs a command in a
+//     container of the node, Node.Output a command in its namespace.
+//
+// Specs that kill or partition nodes should add nodes of their own with
+// AddNode and leave the first three, which other specs share, alone.
+// Everything the suite made is removed at the end, also when a spec fails,
+// and at the start of the next run when a run crashed (CleanupLeftovers).
 package multinode_test
 
 import (
