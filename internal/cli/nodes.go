@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -17,11 +18,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	appsv1alpha1 "github.com/skiff-dev/skiff/api/apps/v1alpha1"
 	"github.com/skiff-dev/skiff/api/conditions"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/internal/eviction"
 )
 
 func newGetCommand() *cobra.Command {
@@ -223,22 +226,28 @@ type drainOptions struct {
 	gracePeriod        int
 	timeout            time.Duration
 	podSelector        string
-	poll               time.Duration
+	disableEviction    bool
+	// poll is how often drain looks whether an evicted pod is gone; retry
+	// how long it waits after a disruption budget refused an eviction.
+	poll, retry time.Duration
 }
 
 func newDrainCommand() *cobra.Command {
 	k := &kubeFlags{}
-	o := drainOptions{poll: time.Second}
+	o := drainOptions{poll: time.Second, retry: 5 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "drain NODE",
 		Short: "Cordon a skiff Node and evict its pods",
 		Long: `drain marks the Node unschedulable and evicts its skiff pods, as kubectl drain does:
 DaemonSet pods stay (with --ignore-daemonsets; without it drain refuses), pods
 no controller would recreate need --force, pods with emptyDir data need
---delete-emptydir-data, and finished pods go without asking. skiff pods have no
-eviction subresource and skiff has no PodDisruptionBudget kind: evicting is a
-graceful delete, which the pod's agent carries out. drain waits until every
-evicted pod is gone.`,
+--delete-emptydir-data, and finished pods go without asking.
+
+Evictions honour the PodDisruptionBudgets (policy.skiff.dev) that select the
+pods, as the eviction API does for core Pods: while a budget allows no
+disruption drain says so and tries that pod again every 5 seconds, until
+--timeout. --disable-eviction deletes the pods instead, bypassing budgets.
+drain waits until every evicted pod is gone.`,
 		Example: "  skiff drain node-1 --ignore-daemonsets\n  kubectl skiff drain node-1 --ignore-daemonsets --delete-emptydir-data --timeout 2m",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -246,7 +255,7 @@ evicted pod is gone.`,
 			if err != nil {
 				return err
 			}
-			return drain(cmd.Context(), c, cmd.OutOrStdout(), args[0], o)
+			return drain(cmd.Context(), c, cmd.OutOrStdout(), cmd.ErrOrStderr(), args[0], o)
 		},
 	}
 	k.add(cmd, false)
@@ -257,6 +266,7 @@ evicted pod is gone.`,
 	f.IntVar(&o.gracePeriod, "grace-period", -1, "seconds each pod has to stop (-1: the pod's own terminationGracePeriodSeconds)")
 	f.DurationVar(&o.timeout, "timeout", 0, "how long to wait for the pods to go (0: forever)")
 	f.StringVar(&o.podSelector, "pod-selector", "", "evict only the pods matching this label selector")
+	f.BoolVar(&o.disableEviction, "disable-eviction", false, "delete pods instead of evicting them, bypassing PodDisruptionBudgets")
 	return cmd
 }
 
@@ -339,7 +349,7 @@ func hasEmptyDir(p *corev1alpha1.Pod) bool {
 	return false
 }
 
-func drain(ctx context.Context, c client.Client, out io.Writer, node string, o drainOptions) error {
+func drain(ctx context.Context, c client.Client, out, errOut io.Writer, node string, o drainOptions) error {
 	msg, err := setUnschedulable(ctx, c, node, true)
 	if err != nil {
 		return err
@@ -368,31 +378,113 @@ func drain(ctx context.Context, c client.Client, out io.Writer, node string, o d
 		ctx, cancel = context.WithTimeout(ctx, o.timeout)
 		defer cancel()
 	}
+	var (
+		wg   sync.WaitGroup
+		errs []error
+	)
+	p := &linePrinter{out: out, errOut: errOut}
+	// Each pod is evicted, then waited for, on its own, as kubectl does:
+	// one pod held by its budget does not hold up the others.
 	for i := range plan.evict {
 		pod := &plan.evict[i]
-		fmt.Fprintf(out, "evicting pod %s/%s\n", pod.Namespace, pod.Name)
-		opts := []client.DeleteOption{client.Preconditions{UID: &pod.UID}}
-		if o.gracePeriod >= 0 {
-			opts = append(opts, client.GracePeriodSeconds(int64(o.gracePeriod)))
-		}
-		if err := c.Delete(ctx, pod, opts...); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
-			return fmt.Errorf("evicting pod %s/%s: %w", pod.Namespace, pod.Name, err)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := evictPod(ctx, c, pod, o, p)
+			if err == nil {
+				err = waitPodGone(ctx, c, pod, o.poll)
+			}
+			if err != nil {
+				p.mu.Lock()
+				errs = append(errs, err)
+				p.mu.Unlock()
+				return
+			}
+			p.printf("pod/%s evicted\n", pod.Name)
+		}()
 	}
-	var errs []error
-	for i := range plan.evict {
-		pod := &plan.evict[i]
-		if err := waitPodGone(ctx, c, pod, o.poll); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		fmt.Fprintf(out, "pod/%s evicted\n", pod.Name)
-	}
+	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("draining node %s: %w", node, err)
 	}
 	fmt.Fprintf(out, "node/%s drained\n", node)
 	return nil
+}
+
+// linePrinter prints whole lines from several goroutines; errors go to
+// errOut, as kubectl prints eviction retries to standard error.
+type linePrinter struct {
+	mu          sync.Mutex
+	out, errOut io.Writer
+}
+
+func (p *linePrinter) printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, format, args...)
+}
+
+func (p *linePrinter) errorf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.errOut, format, args...)
+}
+
+// evictPod evicts one pod through its disruption budget, trying again
+// every retry while the budget refuses (429), until ctx ends; with
+// --disable-eviction it deletes the pod instead, as kubectl.
+func evictPod(ctx context.Context, c client.Client, pod *corev1alpha1.Pod, o drainOptions, p *linePrinter) error {
+	var grace *int64
+	if o.gracePeriod >= 0 {
+		grace = ptr.To(int64(o.gracePeriod))
+	}
+	if o.disableEviction {
+		p.printf("deleting pod %s/%s\n", pod.Namespace, pod.Name)
+		opts := []client.DeleteOption{client.Preconditions{UID: &pod.UID}}
+		if grace != nil {
+			opts = append(opts, client.GracePeriodSeconds(*grace))
+		}
+		if err := c.Delete(ctx, pod, opts...); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("deleting pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		}
+		return nil
+	}
+	p.printf("evicting pod %s/%s\n", pod.Namespace, pod.Name)
+	for {
+		err := eviction.Evict(ctx, c, pod.Namespace, pod.Name, eviction.Options{GracePeriodSeconds: grace})
+		switch {
+		case err == nil, apierrors.IsNotFound(err):
+			return nil
+		case apierrors.IsTooManyRequests(err):
+			p.errorf("error when evicting pods/%q -n %q (will retry after %s): %v\n", pod.Name, pod.Namespace, o.retry, err)
+		case ctx.Err() != nil:
+			return fmt.Errorf("evicting pod %s/%s: %w", pod.Namespace, pod.Name, ctx.Err())
+		default:
+			return fmt.Errorf("error when evicting pods/%q -n %q: %w", pod.Name, pod.Namespace, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pod %s/%s: global timeout reached before its disruption budget allowed the eviction%s", pod.Namespace, pod.Name, causes(err))
+		case <-time.After(o.retry):
+		}
+	}
+}
+
+// causes returns the causes an API error gives (": c1; c2"), such as the
+// disruption budget that refused an eviction and its counts.
+func causes(err error) string {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || status.Status().Details == nil {
+		return ""
+	}
+	var out []string
+	for _, c := range status.Status().Details.Causes {
+		out = append(out, c.Message)
+	}
+	if len(out) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(out, "; ")
 }
 
 // waitPodGone waits until the pod (this UID) no longer exists.

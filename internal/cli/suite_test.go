@@ -62,7 +62,7 @@ var _ = BeforeSuite(func() {
 	kubeconfig = filepath.Join(GinkgoT().TempDir(), "kubeconfig")
 	Expect(os.WriteFile(kubeconfig, raw, 0o600)).To(Succeed())
 
-	mgr, err := manager.New(cp.Config, manager.Options{MetricsAddr: "0", ProbeAddr: "0", Areas: []string{"apps", "scheduler"}})
+	mgr, err := manager.New(cp.Config, manager.Options{MetricsAddr: "0", ProbeAddr: "0", Areas: []string{"apps", "scheduler", "policy"}})
 	Expect(err).NotTo(HaveOccurred())
 	mgrDone := make(chan error, 1)
 	go func() { mgrDone <- mgr.Start(ctx) }()

@@ -31,6 +31,7 @@ var Kinds = map[schema.GroupVersionKind]schema.GroupVersionKind{
 	{Group: "batch", Version: "v1", Kind: "Job"}:                      {Group: "batch.skiff.dev", Version: "v1alpha1", Kind: "Job"},
 	{Group: "batch", Version: "v1", Kind: "CronJob"}:                  {Group: "batch.skiff.dev", Version: "v1alpha1", Kind: "CronJob"},
 	{Group: "storage.k8s.io", Version: "v1", Kind: "StorageClass"}:    {Group: "storage.skiff.dev", Version: "v1alpha1", Kind: "StorageClass"},
+	{Group: "policy", Version: "v1", Kind: "PodDisruptionBudget"}:     {Group: "policy.skiff.dev", Version: "v1alpha1", Kind: "PodDisruptionBudget"},
 }
 
 // Direction says which way Manifests converts.

@@ -11,6 +11,7 @@ import (
 	appsv1alpha1 "github.com/skiff-dev/skiff/api/apps/v1alpha1"
 	batchv1alpha1 "github.com/skiff-dev/skiff/api/batch/v1alpha1"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	policyv1alpha1 "github.com/skiff-dev/skiff/api/policy/v1alpha1"
 	storagev1alpha1 "github.com/skiff-dev/skiff/api/storage/v1alpha1"
 )
 
@@ -22,5 +23,6 @@ func New() *runtime.Scheme {
 	utilruntime.Must(appsv1alpha1.AddToScheme(s))
 	utilruntime.Must(batchv1alpha1.AddToScheme(s))
 	utilruntime.Must(storagev1alpha1.AddToScheme(s))
+	utilruntime.Must(policyv1alpha1.AddToScheme(s))
 	return s
 }

@@ -15,7 +15,7 @@ var _ = Describe("CRDs", func() {
 	It("are all established, with the category skiff and non-colliding short names", func() {
 		crds, err := config.CRDs()
 		Expect(err).NotTo(HaveOccurred())
-		Expect(crds).To(HaveLen(13))
+		Expect(crds).To(HaveLen(14))
 		coreShortNames := map[string]bool{"po": true, "no": true, "svc": true, "ep": true, "pv": true, "pvc": true,
 			"rs": true, "deploy": true, "sts": true, "ds": true, "cj": true, "sc": true, "ns": true, "cm": true}
 		seen := map[string]bool{}

@@ -54,7 +54,7 @@ var _ = Describe("config/samples", func() {
 	It("applies the CRDs themselves with client-side kubectl apply", func() {
 		out, err := kubectl(nil, "apply", "-f", "../../../config/crd/bases")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(strings.Count(out, "customresourcedefinition.apiextensions.k8s.io/")).To(Equal(13), out)
+		Expect(strings.Count(out, "customresourcedefinition.apiextensions.k8s.io/")).To(Equal(14), out)
 		out, err = kubectl(nil, "explain", "deployments.spec.replicas", "--api-version=apps.skiff.dev/v1alpha1")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(out).To(ContainSubstring("replicas"))
