@@ -195,4 +195,3 @@ var _ = Describe("Disruption controller", func() {
 		Expect(k8sClient.Create(ctx, policy)).To(MatchError(ContainSubstring("spec.unhealthyPodEvictionPolicy")))
 	})
 })
-
