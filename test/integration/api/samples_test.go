@@ -28,7 +28,7 @@ var _ = Describe("config/samples", func() {
 			kinds[fromYAML(string(raw), "").GetKind()] = true
 		}
 		for _, kind := range []string{"Pod", "Node", "Service", "EndpointSlice", "PersistentVolume", "PersistentVolumeClaim",
-			"ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "StorageClass"} {
+			"ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "StorageClass", "PodDisruptionBudget"} {
 			Expect(kinds).To(HaveKey(kind))
 		}
 	})
@@ -36,11 +36,11 @@ var _ = Describe("config/samples", func() {
 	It("applies with client-side kubectl apply -k, twice", func() {
 		out, err := kubectl(nil, "apply", "-k", samplesDir)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(strings.Count(out, "created")).To(Equal(14), out)
+		Expect(strings.Count(out, "created")).To(Equal(15), out)
 		// A second apply diffs against the last-applied annotation: nothing changes.
 		out, err = kubectl(nil, "apply", "-k", samplesDir)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(strings.Count(out, "unchanged")).To(Equal(14), out)
+		Expect(strings.Count(out, "unchanged")).To(Equal(15), out)
 
 		out, err = kubectl(nil, "get", "skiff", "-A")
 		Expect(err).NotTo(HaveOccurred())
