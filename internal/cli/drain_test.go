@@ -90,7 +90,35 @@ var _ = Describe("kubectl skiff drain with PodDisruptionBudgets", Ordered, func(
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(pw.Stop)
 
-		out := mustSkiff("drain", target, "--pod-selector", "app=web", "--timeout", "90s")
+		// The other node stays cordoned at first, so the first evicted pod's
+		// replacement cannot run and the budget stays spent: the two other
+		// pods must wait, through 429s, until the node takes pods again.
+		other := simNodes[1]
+		mustSkiff("cordon", other)
+		var out string
+		var drainErr error
+		done := make(chan struct{})
+		go func() {
+			defer GinkgoRecover()
+			defer close(done)
+			out, drainErr = skiff("drain", target, "--pod-selector", "app=web", "--timeout", "90s")
+		}()
+		going := func() int {
+			var pods corev1alpha1.PodList
+			Expect(k8sClient.List(ctx, &pods, client.InNamespace(ns), client.MatchingFields{"spec.nodeName": target})).To(Succeed())
+			n := 3 - len(pods.Items)
+			for _, p := range pods.Items {
+				if p.DeletionTimestamp != nil {
+					n++
+				}
+			}
+			return n
+		}
+		Eventually(going, 30*time.Second).Should(Equal(1))
+		Consistently(going, 7*time.Second, 200*time.Millisecond).Should(Equal(1), "a pod was evicted while the budget allowed none")
+		mustSkiff("uncordon", other)
+		Eventually(done, 60*time.Second).Should(BeClosed())
+		Expect(drainErr).NotTo(HaveOccurred(), out)
 		Expect(out).To(ContainSubstring("Cannot evict pod as it would violate the pod's disruption budget."))
 		Expect(out).To(MatchRegexp(`error when evicting pods/"web-[a-z0-9-]+" -n "` + ns + `" \(will retry after 5s\)`))
 		Expect(strings.Count(out, "evicted\n")).To(Equal(3), out)
