@@ -76,6 +76,10 @@ type Options struct {
 	// server (the manager does when its Webhook options are set), or
 	// admission of the objects they validate or default fails.
 	Webhooks bool
+	// APIServerDebugSocket, when set, is a unix socket path on which
+	// kube-apiserver serves /debug/pprof without authentication
+	// (--debug-socket-path), for benchmarks that profile the API server.
+	APIServerDebugSocket string
 }
 
 // WebhookServer is where the API server expects skiff's webhook server.
@@ -175,6 +179,12 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 			cp.env.ControlPlane.APIServer = &envtest.APIServer{}
 		}
 		cp.env.ControlPlane.APIServer.Out, cp.env.ControlPlane.APIServer.Err = opts.Output, opts.Output
+	}
+	if opts.APIServerDebugSocket != "" {
+		if cp.env.ControlPlane.APIServer == nil {
+			cp.env.ControlPlane.APIServer = &envtest.APIServer{}
+		}
+		cp.env.ControlPlane.APIServer.Configure().Set("debug-socket-path", opts.APIServerDebugSocket)
 	}
 	if cp.Config, err = cp.env.Start(); err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver: %w", err)

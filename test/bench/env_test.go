@@ -38,6 +38,8 @@ type workloadEnv struct {
 	// limit: creating the objects and watching pods is not measured work.
 	c  client.WithWatch
 	cs kubernetes.Interface
+	// debugSocket serves kube-apiserver's /debug/pprof (SKIFF_BENCH_PPROF).
+	debugSocket string
 }
 
 // envInt reads a size from the environment, for quick runs while developing
@@ -52,7 +54,16 @@ func envInt(name string, def int) int {
 func startWorkloadEnv(ctx context.Context, b *testing.B, nodes int) *workloadEnv {
 	b.Helper()
 	ctrl.SetLogger(zap.New(zap.WriteTo(discard{})))
-	cp, err := controlplane.Start(ctx, controlplane.Options{EtcdPath: filepath.Join(assetsDir(), "bench-etcd")})
+	opts := controlplane.Options{EtcdPath: filepath.Join(assetsDir(), "bench-etcd")}
+	if os.Getenv("SKIFF_BENCH_PPROF") != "" {
+		dir, err := os.MkdirTemp("", "skiff-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = os.RemoveAll(dir) })
+		opts.APIServerDebugSocket = filepath.Join(dir, "apiserver.sock")
+	}
+	cp, err := controlplane.Start(ctx, opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -63,7 +74,7 @@ func startWorkloadEnv(ctx context.Context, b *testing.B, nodes int) *workloadEnv
 	if err != nil {
 		b.Fatal(err)
 	}
-	env := &workloadEnv{cp: cp, c: c, cs: fastClient(b, cp.Config)}
+	env := &workloadEnv{cp: cp, c: c, cs: fastClient(b, cp.Config), debugSocket: opts.APIServerDebugSocket}
 
 	// skiff-agent with the fake runtime and the client limits it ships
 	// with for this many nodes. Containers start at once and pods asking
@@ -72,13 +83,13 @@ func startWorkloadEnv(ctx context.Context, b *testing.B, nodes int) *workloadEnv
 	ac.QPS = agent.SimulatedQPS(nodes)
 	ac.Burst = int(2 * ac.QPS)
 	res := node.Resources{CPU: resource.MustParse("32"), Memory: resource.MustParse("256Gi"), EphemeralStorage: resource.MustParse("1Ti")}
-	opts := agent.Options{Config: ac, Simulated: true, Runtime: fake.New(fake.Options{}), Workers: 64,
+	aopts := agent.Options{Config: ac, Simulated: true, Runtime: fake.New(fake.Options{}), Workers: 64,
 		Nodes: agent.SimulatedNodes("sim-", nodes, res)}
 	ready := make(chan struct{})
-	opts.Ready = ready
+	aopts.Ready = ready
 	actx, cancel := context.WithCancel(ctx)
 	agentDone := make(chan struct{})
-	go func() { defer close(agentDone); _ = agent.Run(actx, opts) }()
+	go func() { defer close(agentDone); _ = agent.Run(actx, aopts) }()
 	b.Cleanup(func() { cancel(); <-agentDone })
 	select {
 	case <-ready:

@@ -112,6 +112,10 @@ func runDeployment(ctx context.Context, b *testing.B, env *workloadEnv, side dep
 		return ok && tracker.liveCount() == int(replicas), err
 	}
 	timeout := 10*time.Minute + time.Duration(replicas)*time.Second
+	var api *apiWatch
+	if replicas > 1 {
+		api = env.watchAPI(ctx, b, ns+"-create")
+	}
 	start := time.Now()
 	if err := side.create(ctx, ns, name, replicas); err != nil {
 		b.Fatal(err)
@@ -119,12 +123,17 @@ func runDeployment(ctx context.Context, b *testing.B, env *workloadEnv, side dep
 	available := poll(ctx, b, ns+": replicas available", timeout, done)
 	if replicas > 1 {
 		fmt.Printf("  %s: available in %s; %s\n", ns, secs(available.Sub(start)), tracker.phases(start))
+		api.done(ctx, b, "create", int(replicas))
+		api = env.watchAPI(ctx, b, ns+"-update")
 	}
 	rollStart := time.Now()
 	if err := side.roll(ctx, ns, name); err != nil {
 		b.Fatal(err)
 	}
 	rolled := poll(ctx, b, ns+": rolling update", timeout, done)
+	if replicas > 1 {
+		api.done(ctx, b, "rolling update", int(replicas))
+	}
 	return rollout{available: available.Sub(start), update: rolled.Sub(rollStart)}
 }
 
