@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -46,23 +47,62 @@ func TestPatchSchemaRejectsUnsupportedFields(t *testing.T) {
 	got := patchSchema("Pod", root)
 	spec := got.Properties["spec"]
 
-	var rules []string
-	for _, r := range spec.XValidations {
-		rules = append(rules, r.Rule)
+	rule := func(s apiextensionsv1.JSONSchemaProps) string {
+		if len(s.XValidations) != 1 {
+			return fmt.Sprint(s.XValidations)
+		}
+		return s.XValidations[0].Rule + ": " + s.XValidations[0].Message
 	}
-	if !contains(rules, "!has(self.ephemeralContainers)") {
-		t.Errorf("pod spec rules %v lack the ephemeralContainers rejection", rules)
+	// Rejections sit on the rejected property, so that they cost nothing
+	// where it is absent.
+	if got, want := rule(spec.Properties["ephemeralContainers"]), "false: ephemeralContainers is not supported by skiff"; got != want {
+		t.Errorf("ephemeralContainers rules = %s, want %s", got, want)
 	}
 	container := spec.Properties["containers"].Items.Schema
-	if len(container.XValidations) != 1 || container.XValidations[0].Rule != "!has(self.resizePolicy)" {
-		t.Errorf("container rules = %v, want the resizePolicy rejection", container.XValidations)
+	if len(container.XValidations) != 0 {
+		t.Errorf("container rules = %v, want none on the container itself", container.XValidations)
+	}
+	if got, want := rule(container.Properties["resizePolicy"]), "false: resizePolicy is not supported by skiff"; got != want {
+		t.Errorf("resizePolicy rules = %s, want %s", got, want)
 	}
 	volume := spec.Properties["volumes"].Items.Schema
-	if len(volume.XValidations) != 1 || volume.XValidations[0].Rule != "!has(self.nfs)" {
-		t.Errorf("volume rules = %v, want only nfs rejected", volume.XValidations)
+	for name, p := range volume.Properties {
+		want := ""
+		if name == "nfs" {
+			want = "false: this volume type is not supported by skiff: use emptyDir, hostPath, configMap, secret, projected, downwardAPI, persistentVolumeClaim"
+		}
+		if got := rule(p); (want == "" && len(p.XValidations) != 0) || (want != "" && got != want) {
+			t.Errorf("volume property %s rules = %s, want %q", name, got, want)
+		}
+	}
+	if len(volume.XValidations) != 0 {
+		t.Errorf("volume rules = %v, want none on the volume itself", volume.XValidations)
 	}
 	if spec.Properties["containers"].MinItems == nil || *spec.Properties["containers"].MinItems != 1 {
 		t.Error("containers must require at least one item")
+	}
+}
+
+func TestPodObjectSpecTransitions(t *testing.T) {
+	ps := podSpec()
+	ps.Properties["nodeName"] = str()
+	ps.Properties["initContainers"] = ps.Properties["containers"]
+	root := obj(map[string]apiextensionsv1.JSONSchemaProps{"spec": ps, "template": obj(map[string]apiextensionsv1.JSONSchemaProps{"spec": podSpec()})})
+	got := patchSchema("Pod", root)
+	spec := got.Properties["spec"]
+	for name, want := range map[string]string{"nodeName": "oldSelf == '' || self == oldSelf", "containers": "size(self) == size(oldSelf)", "restartPolicy": "self == oldSelf"} {
+		p := spec.Properties[name]
+		if len(p.XValidations) != 1 || p.XValidations[0].Rule != want {
+			t.Errorf("%s rules = %v, want %q", name, p.XValidations, want)
+		}
+	}
+	if len(spec.XValidations) != 2 {
+		t.Errorf("spec rules = %v, want the nodeName removal and init container count checks", spec.XValidations)
+	}
+	// A template's spec may change: a new template is a new revision.
+	tmpl := got.Properties["template"].Properties["spec"]
+	if len(tmpl.XValidations) != 0 || len(tmpl.Properties["restartPolicy"].XValidations) != 0 {
+		t.Errorf("template spec has transition rules: %v", tmpl.XValidations)
 	}
 }
 

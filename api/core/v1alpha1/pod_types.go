@@ -110,11 +110,11 @@ type Pod struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	// spec is the upstream core/v1 PodSpec.
+	// spec is the upstream core/v1 PodSpec. Once the pod exists, nodeName
+	// may only be set once, containers and init containers may not be
+	// added or removed, and restartPolicy may not change: the rules are
+	// hack/crdpatch's ("pod object spec"), on the fields themselves.
 	// +required
-	// +kubebuilder:validation:XValidation:rule="!has(oldSelf.nodeName) || oldSelf.nodeName == '' || (has(self.nodeName) && self.nodeName == oldSelf.nodeName)",message="nodeName is immutable once set",fieldPath=".nodeName"
-	// +kubebuilder:validation:XValidation:rule="size(self.containers) == size(oldSelf.containers) && (has(self.initContainers) ? size(self.initContainers) : 0) == (has(oldSelf.initContainers) ? size(oldSelf.initContainers) : 0)",message="containers may not be added or removed",fieldPath=".containers"
-	// +kubebuilder:validation:XValidation:rule="(has(self.restartPolicy) ? self.restartPolicy : 'Always') == (has(oldSelf.restartPolicy) ? oldSelf.restartPolicy : 'Always')",message="restartPolicy is immutable",fieldPath=".restartPolicy"
 	Spec corev1.PodSpec `json:"spec"`
 
 	// status is the most recently observed state of the pod, written by the scheduler and the agent.

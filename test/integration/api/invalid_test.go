@@ -32,6 +32,15 @@ metadata: {name: p}
 spec:
   containers: [{name: c, image: busybox}]
 `
+	boundPod = `
+apiVersion: core.skiff.dev/v1alpha1
+kind: Pod
+metadata: {name: p}
+spec:
+  nodeName: n1
+  containers: [{name: c, image: busybox}]
+  initContainers: [{name: i, image: busybox}]
+`
 	job = `
 apiVersion: batch.skiff.dev/v1alpha1
 kind: Job
@@ -199,9 +208,9 @@ var createCases = map[string]invalid{
 	"pod resource claims": {pod, set("spec.resourceClaims", []any{map[string]any{"name": "gpu", "resourceClaimName": "gpu"}}),
 		"spec.resourceClaims", "resourceClaims is not supported by skiff"},
 	"pod nfs volume": {pod, set("spec.volumes", []any{map[string]any{"name": "v", "nfs": map[string]any{"server": "nfs", "path": "/"}}}),
-		"spec.volumes[0]", "this volume type is not supported by skiff"},
+		"spec.volumes[0].nfs", "this volume type is not supported by skiff"},
 	"pod csi volume": {pod, set("spec.volumes", []any{map[string]any{"name": "v", "csi": map[string]any{"driver": "x"}}}),
-		"spec.volumes[0]", "this volume type is not supported by skiff"},
+		"spec.volumes[0].csi", "this volume type is not supported by skiff"},
 	"pod HugePages emptyDir": {pod, set("spec.volumes", []any{map[string]any{"name": "v", "emptyDir": map[string]any{"medium": "HugePages"}}}),
 		"spec.volumes[0].emptyDir.medium", `Unsupported value: "HugePages"`},
 	"pod container resize policy": {pod, set("spec.containers[0].resizePolicy", []any{map[string]any{"resourceName": "cpu", "restartPolicy": "NotRequired"}}),
@@ -267,7 +276,7 @@ var createCases = map[string]invalid{
 		spec := o["spec"].(map[string]any)
 		delete(spec, "hostPath")
 		spec["nfs"] = map[string]any{"server": "nfs", "path": "/"}
-	}, "spec", "this volume source is not supported by skiff"},
+	}, "spec.nfs", "this volume source is not supported by skiff"},
 	"volume without capacity": {volume, func(o map[string]any) { delete(o["spec"].(map[string]any), "capacity") },
 		"spec.capacity", "capacity.storage is required"},
 	"volume Recycle reclaim policy": {volume, set("spec.persistentVolumeReclaimPolicy", "Recycle"),
@@ -296,7 +305,17 @@ var updateCases = map[string]invalid{
 		"spec.volumeClaimTemplates", "volumeClaimTemplates is immutable"},
 	"job template is immutable": {job, set("spec.template.spec.containers[0].image", "busybox:2"),
 		"", "spec.template is immutable"},
-	"pod nodeName is immutable once set":           {pod, nil, "spec.nodeName", "nodeName is immutable once set"},
+	"pod nodeName is immutable once set": {pod, nil, "spec.nodeName", "nodeName is immutable once set"},
+	"pod nodeName may not be cleared": {boundPod, func(o map[string]any) { delete(o["spec"].(map[string]any), "nodeName") },
+		"spec.nodeName", "nodeName is immutable once set"},
+	"pod containers may not be added": {pod, set("spec.containers", []any{map[string]any{"name": "c", "image": "busybox"}, map[string]any{"name": "d", "image": "busybox"}}),
+		"spec.containers", "containers may not be added or removed"},
+	"pod init containers may not be added": {pod, set("spec.initContainers", []any{map[string]any{"name": "i", "image": "busybox"}}),
+		"spec.initContainers", "containers may not be added or removed"},
+	"pod init containers may not be removed": {boundPod, func(o map[string]any) { delete(o["spec"].(map[string]any), "initContainers") },
+		"spec.initContainers", "containers may not be added or removed"},
+	"pod restartPolicy is immutable": {pod, set("spec.restartPolicy", "Never"),
+		"spec.restartPolicy", "restartPolicy is immutable"},
 	"claim volumeName is immutable once set":       {claim, nil, "spec.volumeName", "volumeName is immutable once set"},
 	"claim storageClassName is immutable once set": {claim, nil, "spec.storageClassName", "storageClassName is immutable once set"},
 	"storage class reclaim policy is immutable": {storageClass, set("reclaimPolicy", "Retain"),
