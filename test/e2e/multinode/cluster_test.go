@@ -7,6 +7,7 @@ import (
 	"io"
 	mathrand "math/rand/v2"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -506,12 +507,11 @@ func (n *Node) Exec(ctx context.Context, containerID string, cmd ...string) (str
 
 // apiAddress is the API server's host and port.
 func (c *Cluster) apiAddress() (string, string, error) {
-	host := strings.TrimPrefix(c.ControlPlane.Config.Host, "https://")
-	i := strings.LastIndex(host, ":")
-	if i < 0 {
-		return "", "", fmt.Errorf("no port in the API server address %q", c.ControlPlane.Config.Host)
+	u, err := url.Parse(c.ControlPlane.Config.Host)
+	if err != nil || u.Port() == "" {
+		return "", "", fmt.Errorf("no host and port in the API server address %q: %v", c.ControlPlane.Config.Host, err)
 	}
-	return host[:i], host[i+1:], nil
+	return u.Hostname(), u.Port(), nil
 }
 
 // removeNode removes what a node left on the host, whether its agent

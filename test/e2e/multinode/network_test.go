@@ -270,3 +270,38 @@ var _ = Describe("Routes as nodes come and go", func() {
 		Eventually(func() ([]string, error) { return nodeRoutes(n0) }, 30*time.Second, 250*time.Millisecond).ShouldNot(ContainElement(route))
 	})
 })
+
+var _ = Describe("The harness", func() {
+	It("partitions a node from the API server while its link stays up, and heals it", func() {
+		n0 := cluster.Nodes[0]
+		n, err := cluster.AddNode(ctx, fmt.Sprintf("mn-%s-part", cluster.ID))
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() {
+			_ = n.Kill()
+			_ = cluster.Client.Delete(ctx, &corev1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.Name}})
+		})
+		Expect(n.WaitReady(ctx, 2*time.Minute)).To(Succeed())
+		host, port, err := cluster.apiAddress()
+		Expect(err).NotTo(HaveOccurred())
+		// bash's /dev/tcp connects from inside a node's namespace.
+		connect := func(from *Node, host, port string) error {
+			out, err := from.Output("timeout", "2", "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/%s/%s", host, port))
+			if err != nil {
+				return fmt.Errorf("%v: %s", err, out)
+			}
+			return nil
+		}
+		reachAPI := func() error { return connect(n, host, port) }
+		node := &corev1alpha1.Node{}
+		Expect(cluster.Client.Get(ctx, client.ObjectKey{Name: n.Name}, node)).To(Succeed())
+		agentPort := fmt.Sprint(node.Status.DaemonEndpoints.KubeletEndpoint.Port)
+		Expect(reachAPI()).To(Succeed())
+		Expect(n.Partition()).To(Succeed())
+		Expect(reachAPI()).NotTo(Succeed())
+		// The link itself works: n0 reaches n's agent API.
+		Expect(connect(n0, n.IP.String(), agentPort)).To(Succeed())
+		Expect(n.Heal()).To(Succeed())
+		Expect(reachAPI()).To(Succeed())
+		Expect(n.WaitReady(ctx, time.Minute)).To(Succeed())
+	})
+})
