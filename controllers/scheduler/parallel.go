@@ -5,8 +5,7 @@ import (
 	"math"
 	"runtime"
 	"sync"
-
-	"k8s.io/client-go/util/workqueue"
+	"sync/atomic"
 )
 
 // DefaultParallelism is upstream's default `parallelism`: how many nodes a
@@ -41,15 +40,21 @@ func (p parallelizer) workersFor(pieces int) int {
 
 // until calls fn for every piece in [0, pieces) and stops handing out
 // pieces once ctx is done. Chunks are sized as upstream sizes them: the
-// square root of the pieces, at most an equal share per worker.
+// square root of the pieces, at most an equal share per worker. The caller
+// works too, and helpers claim chunks as they get to run, so a helper the
+// machine is slow to start costs nothing: once every chunk is claimed the
+// caller waits only for chunks in progress.
 func (p parallelizer) until(ctx context.Context, pieces int, fn func(i int)) {
 	w := p.workersFor(pieces)
+	done := ctx.Done()
 	if w == 1 {
 		for i := 0; i < pieces; i++ {
-			if ctx.Err() != nil {
+			select {
+			case <-done:
 				return
+			default:
+				fn(i)
 			}
-			fn(i)
 		}
 		return
 	}
@@ -57,11 +62,41 @@ func (p parallelizer) until(ctx context.Context, pieces int, fn func(i int)) {
 	if r := pieces/w + 1; chunk > r {
 		chunk = r
 	}
-	workqueue.ParallelizeUntil(ctx, w, pieces, fn, workqueue.WithChunkSize(max(chunk, 1)))
+	chunk = max(chunk, 1)
+	var next, inFlight atomic.Int64
+	work := func() {
+		for {
+			inFlight.Add(1)
+			start := int(next.Add(int64(chunk))) - chunk
+			if start >= pieces {
+				inFlight.Add(-1)
+				return
+			}
+			for i := start; i < min(start+chunk, pieces); i++ {
+				select {
+				case <-done:
+					next.Store(int64(pieces)) // hand out nothing more
+					inFlight.Add(-1)
+					return
+				default:
+					fn(i)
+				}
+			}
+			inFlight.Add(-1)
+		}
+	}
+	for i := 1; i < w; i++ {
+		go work()
+	}
+	work()
+	for inFlight.Load() > 0 {
+		runtime.Gosched()
+	}
 }
 
 // ranges splits [0, pieces) into contiguous ranges, one per worker, and
-// calls fn(r, lo, hi) for each on its own goroutine, so that each range can
+// calls fn(r, lo, hi) for each, the first on the calling goroutine and the
+// others on goroutines of their own, so that each range can
 // count into state of its own and the caller merges them. It returns the
 // number of ranges.
 func (p parallelizer) ranges(pieces int, fn func(r, lo, hi int)) int {
@@ -73,15 +108,16 @@ func (p parallelizer) ranges(pieces int, fn func(r, lo, hi int)) int {
 	var wg sync.WaitGroup
 	size := (pieces + w - 1) / w
 	n := 0
-	for lo := 0; lo < pieces; lo += size {
-		r, hi := n, min(lo+size, pieces)
+	for lo := size; lo < pieces; lo += size {
 		n++
+		r, hi := n, min(lo+size, pieces)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			fn(r, lo, hi)
 		}()
 	}
+	fn(0, 0, min(size, pieces)) // the caller takes the first range
 	wg.Wait()
-	return n
+	return n + 1
 }

@@ -1,7 +1,10 @@
 package scheduler
 
 import (
+	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,5 +116,49 @@ func TestNumFeasibleNodesToFind(t *testing.T) {
 		if got := numFeasibleNodesToFind(nodes); got != want {
 			t.Errorf("%d nodes: %d, want %d", nodes, got, want)
 		}
+	}
+}
+
+func TestParallelizerCoversEveryPieceOnce(t *testing.T) {
+	for _, workers := range []int{1, 2, 16} {
+		p := parallelizer{workers: workers}
+		for _, pieces := range []int{0, 1, 31, 100, 1000, 5001} {
+			var mu sync.Mutex
+			seen := make([]int, pieces)
+			p.until(context.Background(), pieces, func(i int) { mu.Lock(); seen[i]++; mu.Unlock() })
+			inRanges := make([]int, pieces)
+			n := p.ranges(pieces, func(r, lo, hi int) {
+				if r >= p.workersFor(pieces) {
+					t.Errorf("range %d of at most %d", r, p.workersFor(pieces))
+				}
+				mu.Lock()
+				for i := lo; i < hi; i++ {
+					inRanges[i]++
+				}
+				mu.Unlock()
+			})
+			if n > p.workersFor(pieces) {
+				t.Errorf("%d workers, %d pieces: %d ranges", workers, pieces, n)
+			}
+			for i := range seen {
+				if seen[i] != 1 || inRanges[i] != 1 {
+					t.Fatalf("%d workers, %d pieces: piece %d ran %d times, in %d ranges", workers, pieces, i, seen[i], inRanges[i])
+				}
+			}
+		}
+	}
+}
+
+func TestParallelizerStopsWhenCancelled(t *testing.T) {
+	p := parallelizer{workers: 2}
+	ctx, cancel := context.WithCancel(context.Background())
+	var ran atomic.Int64
+	p.until(ctx, 10000, func(i int) {
+		if ran.Add(1) == 50 {
+			cancel()
+		}
+	})
+	if n := ran.Load(); n < 50 || n > 50+2*100 {
+		t.Errorf("ran %d pieces after cancelling at the 50th, want at most a chunk more per worker", n)
 	}
 }
