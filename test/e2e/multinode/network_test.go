@@ -177,7 +177,7 @@ var _ = Describe("Pod network across nodes", Ordered, func() {
 		Expect(from).To(Equal(web1.Status.PodIP))
 	})
 
-	It("balances a ClusterIP Service over backends that all run on other nodes, reaching every one", func() {
+	It("balances a ClusterIP Service over backends that all run on other nodes, reaching every one, by address and by name", func() {
 		svc := &corev1alpha1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: ns}}
 		svc.Spec.Selector = webLabels
 		svc.Spec.Ports = []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromString("http")}}
@@ -205,6 +205,11 @@ var _ = Describe("Pod network across nodes", Ordered, func() {
 		Expect(seen).To(And(HaveKey("web-1"), HaveKey("web-2"), Not(HaveKey("error"))))
 		// Pod to Service keeps the pod's address, as upstream.
 		Expect(sources).To(Equal(map[string]int{caller.Status.PodIP: 20}))
+		// By name, through the caller's node's cluster DNS.
+		Eventually(func() (string, error) {
+			who, _, err := httpFromPod(n0, containerIDOf(caller), "web."+ns+".svc.cluster.local", 80, "/")
+			return who, err
+		}, 30*time.Second, 500*time.Millisecond).Should(BeElementOf("web-1", "web-2"))
 	})
 
 	It("answers a NodePort on the address of nodes that run no backend", func() {
