@@ -52,6 +52,10 @@ var metricLabel = regexp.MustCompile(`(\w+)="([^"]*)"`)
 // else runs on the machine.
 var allocKey = requestKey{verb: "ALLOC"}
 
+// conflictKey counts the writes refused with 409 Conflict (a stale
+// resourceVersion), which their writer then retries.
+var conflictKey = requestKey{verb: "CONFLICT"}
+
 // scrapeRequests reads the API server's request counters.
 func scrapeRequests(ctx context.Context, cs kubernetes.Interface) (requestTotals, error) {
 	raw, err := cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
@@ -83,6 +87,11 @@ func scrapeRequests(ctx context.Context, cs kubernetes.Interface) (requestTotals
 		e := out[k]
 		if m[1] == "apiserver_request_total" {
 			e.count += v
+			if labels["code"] == "409" {
+				c := out[conflictKey]
+				c.count += v
+				out[conflictKey] = c
+			}
 		} else {
 			e.seconds += v
 		}
@@ -107,7 +116,7 @@ func writeSummary(before, after requestTotals, pods int) string {
 			continue
 		}
 		switch k.verb {
-		case "ALLOC":
+		case "ALLOC", "CONFLICT":
 		case "POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY":
 			writes += n
 			writeSecs += s
@@ -127,8 +136,8 @@ func writeSummary(before, after requestTotals, pods int) string {
 		}
 		parts = append(parts, fmt.Sprintf("%s %.2f", r.k, r.count/float64(pods)))
 	}
-	return fmt.Sprintf("writes per pod %.2f (%s); API server allocated %.0f KiB per pod, busy %.1fs on %d writes, %.1fs on %d reads",
-		writes/float64(pods), strings.Join(parts, ", "), (after[allocKey].count-before[allocKey].count)/1024/float64(pods),
+	return fmt.Sprintf("writes per pod %.2f (%s), %.2f refused with 409 Conflict; API server allocated %.0f KiB per pod, busy %.1fs on %d writes, %.1fs on %d reads",
+		writes/float64(pods), strings.Join(parts, ", "), (after[conflictKey].count-before[conflictKey].count)/float64(pods), (after[allocKey].count-before[allocKey].count)/1024/float64(pods),
 		writeSecs, int(writes), readSecs, int(reads))
 }
 
