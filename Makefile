@@ -53,6 +53,7 @@ manifests: $(CONTROLLER_GEN) ## Generate CRDs (then finish them with hack/crdpat
 	cp config/rbac/role.yaml $(CHART_DIR)/files/rbac/
 	cp config/rbac/agent/role.yaml $(CHART_DIR)/files/rbac/agent_role.yaml
 	cp config/webhook/manifests.yaml $(CHART_DIR)/files/webhook/
+	cp config/noderestriction/policy.yaml $(CHART_DIR)/files/noderestriction/
 	@# Argo CD health checks: config/argocd/health.lua for every kind.
 	{ echo "# Argo CD health checks for every skiff kind, generated from health.lua by make manifests."; \
 	  echo "# kubectl -n argocd patch configmap argocd-cm --patch-file config/argocd/argocd-cm.yaml"; \

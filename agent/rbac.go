@@ -14,9 +14,11 @@ package agent
 // +kubebuilder:rbac:groups=core.skiff.dev,resources=pods/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="";events.k8s.io,resources=events,verbs=create;patch;update
 //
-// Volumes and image pull secrets:
-// +kubebuilder:rbac:groups="",resources=configmaps;secrets,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=serviceaccounts/token,verbs=create
+// Volumes: claims and their volumes. Secrets and ConfigMaps (volumes, env,
+// image pull secrets) are read with GET only, and no rule here grants them:
+// a node identity reads exactly those its pods use, through the Role the
+// node-access controller keeps per node and namespace; the DaemonSet's
+// ServiceAccount reads all of them (config/rbac/agent_serviceaccount_reads.yaml).
 // +kubebuilder:rbac:groups=core.skiff.dev,resources=persistentvolumeclaims;persistentvolumes,verbs=get;list;watch
 //
 // The skiff.dev/local-path provisioner creates and deletes the volumes of its node:

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -96,4 +97,46 @@ func CRDs() ([]*apiextensionsv1.CustomResourceDefinition, error) {
 		crds = append(crds, crd)
 	}
 	return crds, nil
+}
+
+//go:embed noderestriction/policy.yaml rbac/agent/role.yaml rbac/agent_nodes_role_binding.yaml
+var nodeRestrictionFiles embed.FS
+
+// NodeRestrictionObjects are what restricts node identities: the agent's
+// ClusterRole, its binding to group system:skiff-nodes, and the
+// skiff-node-restriction ValidatingAdmissionPolicy with its binding.
+type NodeRestrictionObjects struct {
+	AgentRole     *rbacv1.ClusterRole
+	NodesBinding  *rbacv1.ClusterRoleBinding
+	Policy        *admissionregistrationv1.ValidatingAdmissionPolicy
+	PolicyBinding *admissionregistrationv1.ValidatingAdmissionPolicyBinding
+}
+
+// NodeRestriction returns the objects of rbac/agent/role.yaml,
+// rbac/agent_nodes_role_binding.yaml and noderestriction/policy.yaml.
+func NodeRestriction() (*NodeRestrictionObjects, error) {
+	out := &NodeRestrictionObjects{
+		AgentRole: &rbacv1.ClusterRole{}, NodesBinding: &rbacv1.ClusterRoleBinding{},
+		Policy: &admissionregistrationv1.ValidatingAdmissionPolicy{}, PolicyBinding: &admissionregistrationv1.ValidatingAdmissionPolicyBinding{},
+	}
+	for file, into := range map[string][]any{
+		"rbac/agent/role.yaml":               {out.AgentRole},
+		"rbac/agent_nodes_role_binding.yaml": {out.NodesBinding},
+		"noderestriction/policy.yaml":        {out.Policy, out.PolicyBinding},
+	} {
+		raw, err := nodeRestrictionFiles.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		docs := strings.Split(strings.TrimPrefix(string(raw), "---\n"), "\n---\n")
+		if len(docs) != len(into) {
+			return nil, fmt.Errorf("%s: %d documents, want %d", file, len(docs), len(into))
+		}
+		for i, doc := range docs {
+			if err := yaml.UnmarshalStrict([]byte(doc), into[i]); err != nil {
+				return nil, fmt.Errorf("%s: %w", file, err)
+			}
+		}
+	}
+	return out, nil
 }

@@ -27,7 +27,7 @@ func NewRootCommand() *cobra.Command {
 		newUpCommand(), newDownCommand(), newImageCommand(),
 		newLogsCommand(), newExecCommand(),
 		newRolloutCommand(), newGetCommand(), newCordonCommand(true), newCordonCommand(false), newDrainCommand(),
-		newConvertCommand(), newVersionCommand(),
+		newConvertCommand(), newNodeCommand(), newVersionCommand(),
 	)
 	return root
 }

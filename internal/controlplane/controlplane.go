@@ -1,8 +1,10 @@
 // Package controlplane starts a Kubernetes control plane on this machine from
 // the binaries that hack/envtest.sh provides: etcd, kube-apiserver, and
-// kube-controller-manager running only the garbage collector and namespace
-// controllers, so that owner references cascade and namespaces empty as they
-// do on a real cluster. It installs skiff's CRDs before it returns.
+// kube-controller-manager running only the garbage collector, namespace and
+// csrsigning controllers, so that owner references cascade and namespaces
+// empty as they do on a real cluster, and node identities get their client
+// certificates. It installs skiff's CRDs, and the RBAC and admission policy
+// that restrict node identities, before it returns.
 //
 // Tests and `skiff up` use it. It owns the processes it starts and nothing
 // else: Stop ends exactly those, by their PIDs.
@@ -52,8 +54,10 @@ type Options struct {
 	// AssetsDir holds kube-apiserver, etcd, kube-controller-manager and
 	// kubectl; empty means $KUBEBUILDER_ASSETS, or else DefaultAssetsDir.
 	AssetsDir string
-	// WorkDir receives the kubeconfig files; empty means a temporary
-	// directory, removed by Stop.
+	// WorkDir receives the kubeconfig files and keeps the client CA
+	// (client-ca.crt, client-ca.key: a restart on the same WorkDir keeps
+	// issued node credentials valid); empty means a temporary directory,
+	// removed by Stop.
 	WorkDir string
 	// EtcdDataDir keeps etcd's data; empty means a temporary directory.
 	EtcdDataDir string
@@ -61,7 +65,9 @@ type Options struct {
 	EtcdPath string
 	// Output receives the logs of the control-plane processes; nil discards them.
 	Output io.Writer
-	// WithoutCRDs skips installing skiff's CRDs.
+	// WithoutCRDs skips installing skiff's CRDs, and with them what
+	// restricts node identities (the agent's ClusterRole bound to group
+	// system:skiff-nodes, the skiff-node-restriction admission policy).
 	WithoutCRDs bool
 	// ExtraCRDs are installed besides skiff's own.
 	ExtraCRDs []*apiextensionsv1.CustomResourceDefinition
@@ -99,6 +105,7 @@ type ControlPlane struct {
 	KubectlPath string
 
 	env        *envtest.Environment
+	clientCA   *clientCA
 	kcm        *exec.Cmd
 	kcmDone    chan error
 	workDir    string
@@ -186,6 +193,10 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		}
 		cp.env.ControlPlane.APIServer.Configure().Set("debug-socket-path", opts.APIServerDebugSocket)
 	}
+	if cp.clientCA, err = loadOrCreateClientCA(cp.workDir); err != nil {
+		return nil, err
+	}
+	cp.env.ControlPlane.GetAPIServer().SecureServing.Authn = cp.clientCA
 	if cp.Config, err = cp.env.Start(); err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver: %w", err)
 	}
@@ -200,6 +211,11 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	}
 	if err := cp.startControllerManager(ctx, assets, opts.Output); err != nil {
 		return nil, err
+	}
+	if !opts.WithoutCRDs {
+		if err := installNodeRestriction(ctx, cp.Config); err != nil {
+			return nil, err
+		}
 	}
 	return cp, nil
 }
@@ -231,7 +247,12 @@ func writeKubeconfig(user *envtest.AuthenticatedUser, path string) error {
 }
 
 // startControllerManager runs kube-controller-manager with only the
-// garbage collector and namespace controllers, under its own identity.
+// garbage collector, namespace, CSR signing and admission policy status
+// controllers, under its own identity. The signer signs the approved
+// CertificateSigningRequests of signer kubernetes.io/kube-apiserver-client
+// with the client CA: that is how `skiff node credentials` gets a node its
+// certificate. The policy status controller type-checks
+// ValidatingAdmissionPolicies, which Start waits for.
 func (cp *ControlPlane) startControllerManager(ctx context.Context, assets string, out io.Writer) error {
 	user, err := cp.env.ControlPlane.AddUser(envtest.User{Name: "system:kube-controller-manager", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
@@ -243,7 +264,9 @@ func (cp *ControlPlane) startControllerManager(ctx context.Context, assets strin
 	}
 	cmd := exec.Command(filepath.Join(assets, "kube-controller-manager"),
 		"--kubeconfig="+kubeconfig,
-		"--controllers=garbagecollector,namespace",
+		"--controllers=garbagecollector,namespace,certificatesigningrequest-signing-controller,validatingadmissionpolicy-status-controller",
+		"--cluster-signing-kube-apiserver-client-cert-file="+cp.clientCA.certFile,
+		"--cluster-signing-kube-apiserver-client-key-file="+cp.clientCA.keyFile,
 		"--leader-elect=false",
 		"--secure-port=0",
 		"--concurrent-gc-syncs=5",
@@ -279,12 +302,10 @@ func (cp *ControlPlane) startControllerManager(ctx context.Context, assets strin
 // accepts (the administrator's among them), for components such as the
 // agent API that authenticate the same clients.
 func (cp *ControlPlane) ClientCAFile() (string, error) {
-	// envtest writes it beside the API server's serving certificate.
-	path := filepath.Join(cp.env.ControlPlane.APIServer.CertDir, "client-cert-auth-ca.crt")
-	if _, err := os.Stat(path); err != nil {
+	if _, err := os.Stat(cp.clientCA.certFile); err != nil {
 		return "", fmt.Errorf("the API server's client CA: %w", err)
 	}
-	return path, nil
+	return cp.clientCA.certFile, nil
 }
 
 // AddUser returns a client configuration for a new user, authenticated by a

@@ -51,7 +51,7 @@ type Options struct {
 	// ProbeAddr serves /healthz and /readyz; "0" disables them.
 	ProbeAddr string
 	// Areas limits the controllers to these registered areas ("apps",
-	// "batch", "nodes", "scheduler", "services", "volumes"); empty means all of them.
+	// "batch", "nodeaccess", "nodes", "scheduler", "services", "volumes"); empty means all of them.
 	Areas []string
 	// Webhooks serves skiff's admission webhooks (Job defaults, CronJob schedules and
 	// time zones, claim resizes) on WebhookHost:WebhookPort with the certificate in

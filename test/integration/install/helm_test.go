@@ -79,6 +79,12 @@ var _ = Describe("the Helm chart", Ordered, func() {
 		}
 		Expect(rulesOf(find(objs, "ClusterRole", "skiff-manager"))).To(Equal(fileRules("role.yaml")))
 		Expect(rulesOf(find(objs, "ClusterRole", "skiff-agent"))).To(Equal(fileRules("agent/role.yaml")))
+		restriction, err := config.NodeRestriction()
+		Expect(err).NotTo(HaveOccurred())
+		vap := &admissionregistrationv1.ValidatingAdmissionPolicy{}
+		Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(find(objs, "ValidatingAdmissionPolicy", "skiff-node-restriction").Object, vap)).To(Succeed())
+		Expect(vap.Spec).To(Equal(restriction.Policy.Spec), "the chart's copy of the node restriction policy is stale: run make manifests")
+		Expect(find(objs, "ClusterRoleBinding", "skiff-nodes")).NotTo(BeNil())
 
 		wantHooks, err := config.ValidatingWebhooks()
 		Expect(err).NotTo(HaveOccurred())
@@ -127,6 +133,18 @@ var _ = Describe("the Helm chart", Ordered, func() {
 		Expect(spec.Volumes).To(ContainElement(HaveField("VolumeSource.HostPath.Path", "/run/k3s/containerd/containerd.sock")))
 	})
 
+	It("runs the agent as its node identity from a kubeconfig on the host when asked", func() {
+		out, err := helm("template", releaseName, chartDir, "--namespace", releaseNamespace,
+			"--set", "agent.nodeKubeconfig=/etc/skiff/node.kubeconfig", "--set", "crds.install=false")
+		Expect(err).NotTo(HaveOccurred())
+		ds := &appsv1.DaemonSet{}
+		Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(find(decodeAll(out), "DaemonSet", "skiff-agent").Object, ds)).To(Succeed())
+		spec := ds.Spec.Template.Spec
+		Expect(spec.Containers[0].Args).To(ContainElement("--kubeconfig=/etc/skiff/node.kubeconfig"))
+		Expect(spec.Containers[0].VolumeMounts).To(ContainElement(HaveField("MountPath", "/etc/skiff/node.kubeconfig")))
+		Expect(spec.Volumes).To(ContainElement(HaveField("VolumeSource.HostPath.Path", "/etc/skiff/node.kubeconfig")))
+	})
+
 	It("installs into the API server and uninstalls without leaving objects behind", func() {
 		out, err := helm("install", releaseName, chartDir, "--namespace", releaseNamespace, "--create-namespace",
 			"--set", "crds.keep=false", "--wait=false")
@@ -140,6 +158,8 @@ var _ = Describe("the Helm chart", Ordered, func() {
 			&appsv1.Deployment{}, &appsv1.DaemonSet{}, &corev1.ServiceAccount{}, &corev1.Service{}, &corev1.Secret{},
 			&rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{}, &admissionregistrationv1.ValidatingWebhookConfiguration{},
 			&admissionregistrationv1.MutatingWebhookConfiguration{},
+			&rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{},
+			&admissionregistrationv1.ValidatingAdmissionPolicy{}, &admissionregistrationv1.ValidatingAdmissionPolicyBinding{},
 		}
 		keys := []client.ObjectKey{
 			{Namespace: releaseNamespace, Name: "skiff-controller-manager"}, {Namespace: releaseNamespace, Name: "skiff-agent"},
@@ -147,6 +167,8 @@ var _ = Describe("the Helm chart", Ordered, func() {
 			{Namespace: releaseNamespace, Name: "skiff-webhook-cert"},
 			{Name: "skiff-manager"}, {Name: "skiff-agent"}, {Name: config.WebhookConfigurationName},
 			{Name: config.MutatingWebhookConfigurationName},
+			{Name: "skiff-agent-serviceaccount"}, {Name: "skiff-nodes"},
+			{Name: "skiff-node-restriction"}, {Name: "skiff-node-restriction"},
 		}
 		for i, obj := range installed {
 			Expect(k8sClient.Get(ctx, keys[i], obj)).To(Succeed(), "%T %s", obj, keys[i])

@@ -8,6 +8,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -91,8 +92,14 @@ var _ = Describe("config/default with kustomize", Ordered, func() {
 
 	It("builds every CRD, RBAC per binary, the manager Deployment and the agent DaemonSet", func() {
 		Expect(names(objs, "CustomResourceDefinition")).To(ConsistOf(crdNames()))
-		Expect(names(objs, "ClusterRole")).To(ConsistOf("skiff-manager", "skiff-agent"))
-		Expect(names(objs, "ClusterRoleBinding")).To(ConsistOf("skiff-manager", "skiff-agent"))
+		Expect(names(objs, "ClusterRole")).To(ConsistOf("skiff-manager", "skiff-agent", "skiff-agent-serviceaccount"))
+		Expect(names(objs, "ClusterRoleBinding")).To(ConsistOf("skiff-manager", "skiff-agent", "skiff-nodes", "skiff-agent-serviceaccount"))
+		restriction, err := config.NodeRestriction()
+		Expect(err).NotTo(HaveOccurred())
+		vap := &admissionregistrationv1.ValidatingAdmissionPolicy{}
+		Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(find(objs, "ValidatingAdmissionPolicy", "skiff-node-restriction").Object, vap)).To(Succeed())
+		Expect(vap.Spec).To(Equal(restriction.Policy.Spec))
+		Expect(find(objs, "ValidatingAdmissionPolicyBinding", "skiff-node-restriction")).NotTo(BeNil())
 		Expect(names(objs, "ServiceAccount")).To(ConsistOf("skiff-controller-manager", "skiff-agent"))
 		Expect(rulesOf(find(objs, "ClusterRole", "skiff-manager"))).To(Equal(fileRules("role.yaml")))
 		Expect(rulesOf(find(objs, "ClusterRole", "skiff-agent"))).To(Equal(fileRules("agent/role.yaml")))
