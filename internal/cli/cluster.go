@@ -27,9 +27,12 @@ func (c cluster) containerdDir() string { return filepath.Join(c.agentRoot(), "c
 func (c cluster) containerdSock() string {
 	return filepath.Join(c.containerdDir(), "containerd.sock")
 }
-func (c cluster) clientCA() string  { return filepath.Join(c.controlDir(), "client-ca.crt") }
-func (c cluster) logDir() string    { return filepath.Join(c.dir, "logs") }
-func (c cluster) statePath() string { return filepath.Join(c.dir, "up.json") }
+func (c cluster) clientCA() string { return filepath.Join(c.controlDir(), "client-ca.crt") }
+
+// nodeKubeconfig holds the agent's node identity (`skiff node credentials`).
+func (c cluster) nodeKubeconfig() string { return filepath.Join(c.dir, "node.kubeconfig") }
+func (c cluster) logDir() string         { return filepath.Join(c.dir, "logs") }
+func (c cluster) statePath() string      { return filepath.Join(c.dir, "up.json") }
 
 // upState is what a running `skiff up` records in its data directory, so
 // that `skiff down` finds it and, after a crash, what it left running.

@@ -15,6 +15,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,6 +28,7 @@ import (
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 	"github.com/skiff-dev/skiff/internal/controlplane"
 	"github.com/skiff-dev/skiff/internal/manager"
+	"github.com/skiff-dev/skiff/internal/nodeid"
 	"github.com/skiff-dev/skiff/internal/scheme"
 )
 
@@ -228,13 +231,17 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	}()
 	p.say("skiff-controller-manager running (log: %s)", filepath.Join(c.logDir(), "manager.log"))
 
-	// 5. skiff-agent with a managed containerd. Its API (logs, exec)
-	// accepts the clients of the API server, the kubeconfig's user among them.
-	clientCA, err := cp.ClientCAFile()
-	if err != nil {
+	// 5. skiff-agent with a managed containerd, as its own node identity
+	// (system:skiff-node:<node>), never as the administrator. Its API
+	// (logs, exec) accepts the clients of the API server, the kubeconfig's
+	// user among them: the control plane keeps the client CA at
+	// c.clientCA().
+	if _, err := cp.ClientCAFile(); err != nil {
 		return err
 	}
-	if err := copyFile(clientCA, c.clientCA()); err != nil {
+	if err := p.step(fmt.Sprintf("Issuing the credentials of node %s (%s)", state.NodeName, nodeid.UserName(state.NodeName)), func() error {
+		return writeNodeKubeconfig(ctx, cp.Config, state.NodeName, c.nodeKubeconfig())
+	}); err != nil {
 		return err
 	}
 	agent, err := startAgent(c, state, agentBin, pauseBin, logs.agent)
@@ -402,6 +409,24 @@ func writeUserKubeconfig(from, to string) error {
 	return clientcmd.WriteToFile(*cfg, to)
 }
 
+// writeNodeKubeconfig issues node's credentials with the administrator's
+// config and writes them as a kubeconfig (mode 0600).
+func writeNodeKubeconfig(ctx context.Context, admin *rest.Config, node, path string) error {
+	cs, err := kubernetes.NewForConfig(admin)
+	if err != nil {
+		return err
+	}
+	creds, err := nodeid.Issue(ctx, cs, node, nodeid.Options{})
+	if err != nil {
+		return err
+	}
+	raw, err := creds.Kubeconfig(admin)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, raw, 0o600)
+}
+
 // agentProcess is the skiff-agent process `skiff up` started.
 type agentProcess struct {
 	cmd  *exec.Cmd
@@ -410,7 +435,7 @@ type agentProcess struct {
 
 func startAgent(c cluster, s *upState, bin, pause string, log io.Writer) (*agentProcess, error) {
 	cmd := exec.Command(bin,
-		"--kubeconfig", c.kubeconfig(),
+		"--kubeconfig", c.nodeKubeconfig(),
 		"--node-name", s.NodeName,
 		"--root-dir", c.agentRoot(),
 		"--containerd=managed",
@@ -511,12 +536,4 @@ func selfPath() string {
 		}
 	}
 	return exe
-}
-
-func copyFile(from, to string) error {
-	b, err := os.ReadFile(from)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(to, b, 0o600)
 }

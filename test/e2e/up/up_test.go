@@ -148,6 +148,17 @@ func TestSkiffUp(t *testing.T) {
 		t.Errorf("kubectl skiff logs shows no request httpd served:\n%s", got)
 	}
 
+	// The agent runs as its own node identity, not as the administrator,
+	// and reads no Secret its pods do not use.
+	nodeKubeconfig := filepath.Join(c.dataDir, "node.kubeconfig")
+	if got := mustRun(t, c.kubectlCmd("--kubeconfig", nodeKubeconfig, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")); got != "system:skiff-node:"+c.node {
+		t.Errorf("the agent's kubeconfig is user %q, want system:skiff-node:%s", got, c.node)
+	}
+	secrets := c.kubectlCmd("--kubeconfig", nodeKubeconfig, "get", "secrets", "--all-namespaces")
+	if out, err := secrets.CombinedOutput(); err == nil || !strings.Contains(string(out), "forbidden") {
+		t.Errorf("the node identity lists Secrets: %v\n%s", err, out)
+	}
+
 	// 3. skiff down keeps the data; skiff up brings the objects back and
 	// the agent runs the pods again.
 	if got := mustRun(t, c.skiffCmd("down")); !strings.Contains(got, "Stopped; the data stays in") {
