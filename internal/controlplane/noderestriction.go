@@ -7,22 +7,18 @@ import (
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/skiff-dev/skiff/agent/node"
 	"github.com/skiff-dev/skiff/config"
 	"github.com/skiff-dev/skiff/internal/scheme"
 )
 
 // installNodeRestriction installs what restricts node identities (the
 // agent's ClusterRole, its binding to group system:skiff-nodes, the
-// skiff-node-restriction admission policy and its binding) and the node
-// lease namespace, and waits until the API server has type-checked the
+// skiff-node-restriction admission policy and its binding), and waits until the API server has type-checked the
 // policy: a CEL mistake fails here, not silently at admission.
 func installNodeRestriction(ctx context.Context, cfg *rest.Config) error {
 	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
@@ -33,8 +29,7 @@ func installNodeRestriction(ctx context.Context, cfg *rest.Config) error {
 	if err != nil {
 		return err
 	}
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: node.LeaseNamespace}}
-	for _, obj := range []client.Object{objs.AgentRole, objs.NodesBinding, objs.Policy, objs.PolicyBinding, ns} {
+	for _, obj := range []client.Object{objs.AgentRole, objs.NodesBinding, objs.Policy, objs.PolicyBinding} {
 		if err := createOrReplace(ctx, c, obj); err != nil {
 			return fmt.Errorf("installing the node restriction: %w", err)
 		}

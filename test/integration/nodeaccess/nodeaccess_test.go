@@ -111,6 +111,7 @@ var _ = Describe("Node identities", Ordered, func() {
 	})
 
 	It("let node B register its own Node and Lease", func() {
+		Expect(node.EnsureLeaseNamespace(ctx, asB)).To(Succeed(), "a node may create the node lease namespace")
 		Expect(asB.Create(ctx, &corev1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Name: nodeB, Labels: map[string]string{"team": "b"}}})).To(Succeed())
 		Expect(asB.Create(ctx, &coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Namespace: node.LeaseNamespace, Name: nodeB},
@@ -121,9 +122,6 @@ var _ = Describe("Node identities", Ordered, func() {
 	})
 
 	It("run node A's agent with only its identity: Node, Lease, a pod reading its Secret and ConfigMap, finalizer and events", func() {
-		podA = podUsing("web-a", nodeA, "secret-a", "config-a")
-		Expect(k8sClient.Create(ctx, podA)).To(Succeed())
-
 		res := node.Resources{CPU: resource.MustParse("4"), Memory: resource.MustParse("8Gi"), EphemeralStorage: resource.MustParse("100Gi")}
 		actx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -145,6 +143,10 @@ var _ = Describe("Node identities", Ordered, func() {
 			Eventually(done).WithTimeout(30 * time.Second).Should(Receive(Not(HaveOccurred())))
 		})
 		Eventually(ready).WithTimeout(30 * time.Second).Should(BeClosed())
+		// Bound while the agent runs: it may ask for the Secret before the
+		// node-access controller has granted it, and must get there.
+		podA = podUsing("web-a", nodeA, "secret-a", "config-a")
+		Expect(k8sClient.Create(ctx, podA)).To(Succeed())
 
 		Eventually(func(g Gomega) {
 			n := &corev1alpha1.Node{}
