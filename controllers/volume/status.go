@@ -2,11 +2,11 @@ package volume
 
 import (
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/skiff-dev/skiff/api/conditions"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/internal/kstatus"
 )
 
 // Reasons of events and of the Ready condition, upstream's where upstream
@@ -49,26 +49,26 @@ func applyClaimStatus(c *corev1alpha1.PersistentVolumeClaim, st claimState) {
 			s.AccessModes = st.volume.Spec.AccessModes
 			s.Capacity = corev1.ResourceList{corev1.ResourceStorage: capacity(st.volume)}
 		}
-		meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: conditions.Ready, Status: metav1.ConditionTrue,
-			Reason: corev1alpha1.ReasonBound, Message: "Bound to volume " + c.Spec.VolumeName, ObservedGeneration: gen})
-		meta.RemoveStatusCondition(&s.Conditions, conditions.Stalled)
+		kstatus.SetReady(&s.Conditions, metav1.Condition{Type: conditions.Ready, Status: metav1.ConditionTrue,
+			Reason: corev1alpha1.ReasonBound, Message: "Bound to volume " + c.Spec.VolumeName, ObservedGeneration: gen}, kstatus.Done)
 	case corev1.ClaimLost:
 		s.AccessModes, s.Capacity = nil, nil
-		meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: conditions.Ready, Status: metav1.ConditionFalse,
-			Reason: st.reason, Message: st.message, ObservedGeneration: gen})
-		meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: conditions.Stalled, Status: metav1.ConditionTrue,
-			Reason: st.reason, Message: st.message, ObservedGeneration: gen})
+		kstatus.SetReady(&s.Conditions, metav1.Condition{Type: conditions.Ready, Status: metav1.ConditionFalse,
+			Reason: st.reason, Message: st.message, ObservedGeneration: gen}, kstatus.Stalled)
 	default:
+		// Pending: a claim that waits is still in progress, as kstatus and
+		// Argo CD judge a policy/v1 claim that is not Bound.
 		s.AccessModes, s.Capacity = nil, nil
-		meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: conditions.Ready, Status: metav1.ConditionFalse,
-			Reason: st.reason, Message: st.message, ObservedGeneration: gen})
-		meta.RemoveStatusCondition(&s.Conditions, conditions.Stalled)
+		kstatus.SetReady(&s.Conditions, metav1.Condition{Type: conditions.Ready, Status: metav1.ConditionFalse,
+			Reason: st.reason, Message: st.message, ObservedGeneration: gen}, kstatus.InProgress)
 	}
 }
 
 // applyVolumeStatus writes the phase into the volume's status, with the
-// transition time, and the Ready condition: True while Available or Bound;
-// a Failed volume is Stalled.
+// transition time, and the Ready condition: True while Available or Bound.
+// A Failed volume is Stalled, and so is a Released volume that its reclaim
+// policy retains: only a person can make it Available again. Pending and a
+// Released volume on its way to deletion are in progress.
 func applyVolumeStatus(v *corev1alpha1.PersistentVolume, phase corev1.PersistentVolumePhase, reason, message string, now metav1.Time) {
 	s := &v.Status
 	if s.Phase != phase {
@@ -92,11 +92,13 @@ func applyVolumeStatus(v *corev1alpha1.PersistentVolume, phase corev1.Persistent
 	if ready.Message == "" {
 		ready.Message = "The volume is " + string(phase)
 	}
-	meta.SetStatusCondition(&s.Conditions, ready)
-	if phase == corev1.VolumeFailed {
-		meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: conditions.Stalled, Status: metav1.ConditionTrue,
-			Reason: ready.Reason, Message: ready.Message, ObservedGeneration: v.Generation})
-	} else {
-		meta.RemoveStatusCondition(&s.Conditions, conditions.Stalled)
+	progress := kstatus.InProgress
+	switch {
+	case ready.Status == metav1.ConditionTrue:
+		progress = kstatus.Done
+	case phase == corev1.VolumeFailed,
+		phase == corev1.VolumeReleased && v.Spec.PersistentVolumeReclaimPolicy == corev1.PersistentVolumeReclaimRetain:
+		progress = kstatus.Stalled
 	}
+	kstatus.SetReady(&s.Conditions, ready, progress)
 }
