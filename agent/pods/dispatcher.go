@@ -86,11 +86,13 @@ func (d *Dispatcher) onEvent(obj any) {
 	d.queue.Add(types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name})
 }
 
-// specChanged tells whether an update concerns the agent: the spec,
-// deletion, or metadata that the downward API exposes. Status-only
-// updates, most of them the agent's own, do not.
+// specChanged tells whether an update concerns the agent: another pod
+// under the same name (deleted and created again while the agent's watch
+// was down: the cache sees one update), the spec, deletion, or metadata
+// that the downward API exposes. Status-only updates, most of them the
+// agent's own, do not.
 func specChanged(old, cur *corev1alpha1.Pod) bool {
-	return old.Generation != cur.Generation ||
+	return old.UID != cur.UID || old.Generation != cur.Generation ||
 		!old.DeletionTimestamp.Equal(cur.DeletionTimestamp) ||
 		!equality.Semantic.DeepEqual(old.Labels, cur.Labels) ||
 		!equality.Semantic.DeepEqual(old.Annotations, cur.Annotations) ||

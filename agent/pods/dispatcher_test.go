@@ -20,6 +20,7 @@ func TestSpecChanged(t *testing.T) {
 		"deletion":                     {mutate: func(p *corev1alpha1.Pod) { now := metav1.Now(); p.DeletionTimestamp = &now }, want: true},
 		"a label for the downward API": {mutate: func(p *corev1alpha1.Pod) { p.Labels = map[string]string{"a": "b"} }, want: true},
 		"a finalizer removed":          {mutate: func(p *corev1alpha1.Pod) { p.Finalizers = []string{"x"} }, want: true},
+		"another pod under the name":   {mutate: func(p *corev1alpha1.Pod) { p.UID = "recreated"; p.ResourceVersion = "9" }, want: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -95,6 +95,8 @@ func run() error {
 		logInterval    = fs.Duration("container-log-monitor-interval", logs.DefaultInterval, "how often container log sizes are checked")
 		metricsAddr    = fs.String("metrics-bind-address", "0", `address of the Prometheus metrics endpoint, e.g. ":10264"; "0" disables it`)
 		probeAddr      = fs.String("health-probe-bind-address", "0", `address of /healthz and /readyz, e.g. ":10265"; "0" disables them`)
+		housekeeping   = fs.Duration("housekeeping-interval", pods.DefaultHousekeeping, "how often the runtime is searched for the containers and sandboxes of pods that no longer exist (deleted, or recreated with a new UID, while the agent was away or cut off) to remove them, as the kubelet's flag")
+		leaseInterval  = fs.Duration("node-lease-renew-interval", node.DefaultLeaseInterval, "how often the node's Lease is renewed; skiff-controller-manager's --node-monitor-grace-period must be several times longer")
 		insecure       = fs.String("insecure-registry", "", "comma-separated host:port registries a managed containerd reaches over plain HTTP (127.0.0.1:5000 and localhost:5000 always are)")
 	)
 	klog.InitFlags(fs)
@@ -112,6 +114,7 @@ func run() error {
 	}
 	opts := agent.Options{Config: cfg, RootDir: *rootDir, Events: *events, Workers: *workers, ClusterDomain: *clusterDomain}
 	opts.MetricsAddr, opts.ProbeAddr = *metricsAddr, *probeAddr
+	opts.Housekeeping, opts.LeaseInterval = *housekeeping, *leaseInterval
 	opts.ClusterDNS = splitList(*clusterDNS)
 	switch *runtimeKind {
 	case "fake":
