@@ -140,10 +140,13 @@ func (n *Node) Register(ctx context.Context) error {
 	n.mu.Lock()
 	n.node = node
 	n.mu.Unlock()
-	if err := n.postStatus(ctx, true); err != nil {
+	// The Lease first: a Node posting Ready=True with its Lease still
+	// expired would be marked Ready=Unknown again by the node lifecycle
+	// controller.
+	if err := observeLeaseRenewal(n.renewLease(ctx)); err != nil {
 		return err
 	}
-	return observeLeaseRenewal(n.renewLease(ctx))
+	return n.postStatus(ctx, true)
 }
 
 // newNodeObject is the Node that registration creates.
@@ -205,14 +208,31 @@ func (n *Node) Run(ctx context.Context) {
 	statusT := time.NewTimer(jitter(n.opts.StatusInterval))
 	defer leaseT.Stop()
 	defer statusT.Stop()
+	var lastErr error
+	var lastOK time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-leaseT.C:
-			if err := observeLeaseRenewal(n.renewLease(ctx)); err != nil && ctx.Err() == nil {
+			err := observeLeaseRenewal(n.renewLease(ctx))
+			if err != nil && ctx.Err() == nil {
 				log.Error(err, "Renewing the node lease failed")
 			}
+			now := n.opts.Now()
+			if err == nil && (lastErr != nil || (!lastOK.IsZero() && now.Sub(lastOK) > 3*n.opts.LeaseInterval)) {
+				// Back after a partition or a stall: the node lifecycle
+				// controller may have marked the Node Ready=Unknown meanwhile,
+				// which the status this agent remembers does not show.
+				log.Info("Reached the API server again: posting the node status afresh")
+				if err := n.refreshStatus(ctx); err != nil && ctx.Err() == nil {
+					log.Error(err, "Posting the node status afresh failed")
+				}
+			}
+			if err == nil {
+				lastOK = now
+			}
+			lastErr = err
 			leaseT.Reset(n.opts.LeaseInterval)
 		case <-statusT.C:
 			if err := n.postStatus(ctx, false); err != nil && ctx.Err() == nil {
@@ -242,6 +262,20 @@ func (n *Node) runtimeState(ctx context.Context) (name, version string, ready bo
 	return v.RuntimeName, v.RuntimeVersion, ready, msg
 }
 
+// refreshStatus reads the Node from the API server and posts the status
+// against it, so that conditions someone else wrote (Ready=Unknown by the
+// node lifecycle controller) are corrected.
+func (n *Node) refreshStatus(ctx context.Context) error {
+	fresh := &corev1alpha1.Node{}
+	if err := n.opts.Client.Get(ctx, client.ObjectKey{Name: n.opts.Name}, fresh); err != nil {
+		return fmt.Errorf("reading node %s: %w", n.opts.Name, err)
+	}
+	n.mu.Lock()
+	n.node = fresh
+	n.mu.Unlock()
+	return n.postStatus(ctx, true)
+}
+
 // postStatus computes the status and patches it when it changed, when
 // force is set, or when the last post is older than FullStatusInterval.
 func (n *Node) postStatus(ctx context.Context, force bool) error {
@@ -250,6 +284,16 @@ func (n *Node) postStatus(ctx context.Context, force bool) error {
 	last := n.lastPosted
 	n.mu.RUnlock()
 	now := n.opts.Now()
+	if !force && now.Sub(last) >= n.opts.FullStatusInterval {
+		// The full post is against the Node as stored, so a condition
+		// someone else changed (Ready=Unknown) is corrected, not left out
+		// of a patch computed against what this agent last wrote.
+		fresh := &corev1alpha1.Node{}
+		if err := n.opts.Client.Get(ctx, client.ObjectKey{Name: n.opts.Name}, fresh); err != nil {
+			return fmt.Errorf("reading node %s: %w", n.opts.Name, err)
+		}
+		old = fresh
+	}
 	name, version, ready, msg := n.runtimeState(ctx)
 	var pressure Pressure
 	if n.opts.Observe != nil {

@@ -46,6 +46,9 @@ type NodeLifecycleReconciler struct {
 	gracePeriod time.Duration
 	evictions   *rate.Limiter
 	tolerations DefaultTolerations
+	// reader, when set, reads a Lease afresh before a node is declared
+	// unreachable: the cached Lease may be older than the cached Node.
+	reader client.Reader
 }
 
 var _ reconcile.Reconciler = (*NodeLifecycleReconciler)(nil)
@@ -61,6 +64,15 @@ func NewNodeLifecycleReconciler(c client.Client, recorder events.EventRecorder, 
 	}
 	return &NodeLifecycleReconciler{client: c, recorder: recorder, clock: clk, gracePeriod: gracePeriod, evictions: evictions,
 		tolerations: UpstreamDefaultTolerations}
+}
+
+// WithAPIReader makes the controller confirm with an uncached read that a
+// node's Lease expired before it marks the node Ready=Unknown. Without it,
+// a Lease informer behind the Node informer can mark a node that has just
+// come back (and posted Ready=True) Unknown again.
+func (r *NodeLifecycleReconciler) WithAPIReader(reader client.Reader) *NodeLifecycleReconciler {
+	r.reader = reader
+	return r
 }
 
 // WithDefaultTolerations sets the tolerationSeconds of pods that have no
@@ -93,6 +105,17 @@ func (r *NodeLifecycleReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	now := r.clock.Now()
 	health, untilExpiry := assessNode(node, lease, now, r.gracePeriod)
+	if health == nodeUnreachable && r.reader != nil && unknownStatus(node.Status, node.Spec.Unschedulable) != nil {
+		fresh := &coordinationv1.Lease{}
+		err := r.reader.Get(ctx, types.NamespacedName{Namespace: NodeLeaseNamespace, Name: node.Name}, fresh)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return ctrl.Result{}, fmt.Errorf("reading the lease of node %s: %w", node.Name, err)
+		default:
+			health, untilExpiry = assessNode(node, fresh, now, r.gracePeriod)
+		}
+	}
 
 	// 1. An unreachable node is Ready=Unknown.
 	if health == nodeUnreachable {

@@ -73,7 +73,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	Expect(core.NewNodeIPAMReconciler(mgr.GetClient(), mgr.GetEventRecorder("node-ipam-controller"), alloc).SetupWithManager(mgr)).To(Succeed())
 	Expect(core.NewNodeLifecycleReconciler(mgr.GetClient(), mgr.GetEventRecorder("node-lifecycle-controller"),
-		clock.RealClock{}, gracePeriod, nil).SetupWithManager(mgr)).To(Succeed())
+		clock.RealClock{}, gracePeriod, nil).WithAPIReader(mgr.GetAPIReader()).SetupWithManager(mgr)).To(Succeed())
 	Expect(core.NewPodGCReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("pod-garbage-collector"), clock.RealClock{},
 		core.PodGCOptions{TerminatingDelay: gcDelay, OrphanQuarantine: orphanQuarantine}).SetupWithManager(mgr)).To(Succeed())
 	Expect(mgr.Add(core.NewTolerationPolicyInstaller(mgr.GetClient(), mgr.GetAPIReader(), dc))).To(Succeed())

@@ -32,7 +32,7 @@ func init() {
 			tolerations.Unreachable = *opts.DefaultUnreachableTolerationSeconds
 		}
 		if err := core.NewNodeLifecycleReconciler(mgr.GetClient(), mgr.GetEventRecorder("node-lifecycle-controller"),
-			clock.RealClock{}, opts.NodeMonitorGracePeriod, nil).WithDefaultTolerations(tolerations).SetupWithManager(mgr); err != nil {
+			clock.RealClock{}, opts.NodeMonitorGracePeriod, nil).WithDefaultTolerations(tolerations).WithAPIReader(mgr.GetAPIReader()).SetupWithManager(mgr); err != nil {
 			return err
 		}
 		if err := core.NewPodGCReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("pod-garbage-collector"), clock.RealClock{},

@@ -25,6 +25,11 @@ type SimulatedNodesOptions struct {
 	StartDelay, RunDuration time.Duration
 	// Resources of each node; zero means 8 CPUs, 32 GiB, 100 GiB.
 	Resources node.Resources
+	// Runtime, when set, is the fake runtime of an earlier group of the
+	// same names: nodes that come back after a crash or a partition find
+	// the sandboxes and containers they left (StartDelay and RunDuration
+	// are then the runtime's).
+	Runtime *fake.Runtime
 }
 
 // SimulatedNodes are skiff-agent's simulated nodes (agent.Run with the
@@ -61,7 +66,10 @@ func StartSimulatedNodes(ctx context.Context, cfg *rest.Config, opts SimulatedNo
 	}
 	c := rest.CopyConfig(cfg)
 	c.QPS, c.Burst = 200, 400
-	rt := fake.New(fake.Options{StartDelay: opts.StartDelay, RunDuration: opts.RunDuration})
+	rt := opts.Runtime
+	if rt == nil {
+		rt = fake.New(fake.Options{StartDelay: opts.StartDelay, RunDuration: opts.RunDuration})
+	}
 	aopts := agent.Options{
 		Config: c, Simulated: true, Runtime: rt, Events: true, UseFinalizer: true,
 		Resync: 200 * time.Millisecond, SteadyResync: time.Second, Housekeeping: 2 * time.Second,
