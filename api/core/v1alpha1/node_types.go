@@ -74,6 +74,7 @@ type NodeStatus struct {
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Version",type=string,JSONPath=`.status.nodeInfo.kubeletVersion`
 // +kubebuilder:printcolumn:name="Internal-IP",type=string,JSONPath=`.status.addresses[?(@.type=="InternalIP")].address`,priority=1
+// +kubebuilder:printcolumn:name="External-IP",type=string,JSONPath=`.status.addresses[?(@.type=="ExternalIP")].address`,priority=1
 // +kubebuilder:printcolumn:name="OS-Image",type=string,JSONPath=`.status.nodeInfo.osImage`,priority=1
 // +kubebuilder:printcolumn:name="Kernel-Version",type=string,JSONPath=`.status.nodeInfo.kernelVersion`,priority=1
 // +kubebuilder:printcolumn:name="Container-Runtime",type=string,JSONPath=`.status.nodeInfo.containerRuntimeVersion`,priority=1

@@ -32,6 +32,7 @@ type ServiceStatus struct {
 // +kubebuilder:resource:shortName=ssvc,categories=skiff
 // +kubebuilder:printcolumn:name="Type",type=string,JSONPath=`.spec.type`
 // +kubebuilder:printcolumn:name="Cluster-IP",type=string,JSONPath=`.spec.clusterIP`
+// +kubebuilder:printcolumn:name="External-IP",type=string,JSONPath=`.spec.externalIPs`
 // +kubebuilder:printcolumn:name="Port(s)",type=string,JSONPath=`.spec.ports[*].port`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Selector",type=string,JSONPath=`.spec.selector`,priority=1
