@@ -61,4 +61,3 @@ var _ = Describe("Printer columns", func() {
 		Expect(checked).To(Equal(len(upstreamColumns)))
 	})
 })
-
