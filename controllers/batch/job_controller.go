@@ -39,13 +39,6 @@ const (
 	EnvCompletionIndex = "JOB_COMPLETION_INDEX"
 )
 
-// Backoff between pod recreations after failures, as upstream: 10 s,
-// doubling per failure, at most 6 minutes.
-const (
-	backoffBase = 10 * time.Second
-	backoffMax  = 6 * time.Minute
-)
-
 var jobGK = schema.GroupKind{Group: batchv1alpha1.GroupVersion.Group, Kind: "Job"}
 
 // JobReconciler runs a Job's pods until enough of them succeed, as
@@ -59,6 +52,8 @@ type JobReconciler struct {
 	recorder     events.EventRecorder
 	pods         podcontrol.PodControl
 	expectations *podcontrol.Expectations
+	backoff      *backoffStore
+	releases     *releaseExpectations
 }
 
 var _ reconcile.Reconciler = (*JobReconciler)(nil)
@@ -71,6 +66,8 @@ func NewJobReconciler(c client.Client, clk clock.PassiveClock, recorder events.E
 		recorder:     recorder,
 		pods:         podcontrol.PodControl{Client: c, Recorder: recorder},
 		expectations: podcontrol.NewExpectations(clk),
+		backoff:      newBackoffStore(),
+		releases:     newReleaseExpectations(),
 	}
 }
 
@@ -91,6 +88,8 @@ type jobScope struct {
 	job  *batchv1alpha1.Job
 	pods []*corev1alpha1.Pod
 	now  time.Time
+	// backoff is the Job's back-off record once its finished pods are recorded.
+	backoff backoffRecord
 }
 
 // +kubebuilder:rbac:groups=batch.skiff.dev,resources=jobs,verbs=get;list;watch;update;patch;delete
@@ -107,6 +106,8 @@ func (r *JobReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 			return ctrl.Result{}, err
 		}
 		r.expectations.Forget(req.String())
+		r.backoff.remove(req.NamespacedName)
+		r.releases.forget(req.String())
 		return ctrl.Result{}, r.releaseOrphans(ctx, req.NamespacedName, "")
 	}
 	log := ctrl.LoggerFrom(ctx).WithValues("job", klog.KObj(job))
@@ -120,6 +121,7 @@ func (r *JobReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		return ctrl.Result{}, err
 	}
 	if _, done := jobFinished(job); done {
+		r.backoff.remove(req.NamespacedName)
 		return r.finishedJob(ctx, s)
 	}
 
@@ -133,8 +135,8 @@ func (r *JobReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 	// 3. Write the status the steps computed.
 	job.Status = computeJobStatus(job, s.pods, s.now)
 	if !equality.Semantic.DeepEqual(before.Status, job.Status) {
-		if uerr := r.client.Status().Update(ctx, job); uerr != nil && err == nil {
-			err = fmt.Errorf("updating status of job %s: %w", klog.KObj(job), uerr)
+		if perr := r.patchStatus(ctx, job, before); perr != nil && err == nil {
+			err = fmt.Errorf("updating status of job %s: %w", klog.KObj(job), perr)
 		}
 	}
 	if err != nil {
@@ -168,10 +170,13 @@ func (r *JobReconciler) listPods(ctx context.Context, s *jobScope) error {
 // trackFinishedPods records each finished pod that still has the tracking
 // finalizer in status.uncountedTerminatedPods (and, for Indexed Jobs, its
 // index), removes the finalizers, then moves the recorded pods into the
-// counters. Each write is a conditional update, so two reconciles can never
-// both count a pod.
+// counters. Each status write is a patch conditional on the
+// resourceVersion it was computed from, so two reconciles can never both
+// count a pod. The back-off record takes the new outcomes once status
+// holds them.
 func (r *JobReconciler) trackFinishedPods(ctx context.Context, s *jobScope) error {
 	job := s.job
+	before := job.DeepCopy()
 	uncounted := job.Status.UncountedTerminatedPods
 	if uncounted == nil {
 		uncounted = &batchv1alpha1UncountedPods{}
@@ -179,10 +184,23 @@ func (r *JobReconciler) trackFinishedPods(ctx context.Context, s *jobScope) erro
 	recorded := func(uid types.UID) bool {
 		return slices.Contains(uncounted.Succeeded, uid) || slices.Contains(uncounted.Failed, uid)
 	}
+	key := podcontrol.Key(job)
+	// Pods released already whose release the cache does not show yet:
+	// counted, so neither new nor to release again.
+	stale := r.releases.pending(key, s.pods)
+	isNew := func(p *corev1alpha1.Pod) bool {
+		return hasTrackingFinalizer(p) && !stale[p.UID] && !recorded(p.UID) && podOutcome(job, p) != outcomeNone
+	}
+	record, ok := r.backoff.get(job)
+	if !ok {
+		record = seedBackoffRecord(job, s.pods, isNew)
+		r.backoff.set(job, record)
+	}
+	var newSucceeded, newFailed []*corev1alpha1.Pod
 	var release []*corev1alpha1.Pod // finished pods whose finalizer may go
 	changed := false
 	for _, pod := range s.pods {
-		if !hasTrackingFinalizer(pod) {
+		if !hasTrackingFinalizer(pod) || stale[pod.UID] {
 			continue
 		}
 		outcome := podOutcome(job, pod)
@@ -195,6 +213,7 @@ func (r *JobReconciler) trackFinishedPods(ctx context.Context, s *jobScope) erro
 		}
 		switch outcome {
 		case outcomeSucceeded:
+			newSucceeded = append(newSucceeded, pod)
 			idx, counts := newSuccess(job, pod)
 			if !counts {
 				continue // released, not counted: its index was done already
@@ -206,6 +225,7 @@ func (r *JobReconciler) trackFinishedPods(ctx context.Context, s *jobScope) erro
 				job.Status.CompletedIndexes = set.String()
 			}
 		case outcomeFailed:
+			newFailed = append(newFailed, pod)
 			action, rule, matched := matchFailurePolicy(job.Spec.PodFailurePolicy, pod)
 			switch {
 			case matched && action == "Ignore":
@@ -227,24 +247,35 @@ func (r *JobReconciler) trackFinishedPods(ctx context.Context, s *jobScope) erro
 	}
 	if changed {
 		job.Status.UncountedTerminatedPods = uncounted
-		if err := r.client.Status().Update(ctx, job); err != nil {
+		if err := r.patchStatus(ctx, job, before); err != nil {
 			return fmt.Errorf("recording finished pods of job %s: %w", klog.KObj(job), err)
 		}
 	}
-	if err := r.removeTrackingFinalizers(ctx, release); err != nil {
+	s.backoff = record.withOutcomes(newSucceeded, newFailed)
+	r.backoff.set(job, s.backoff)
+	if err := r.removeTrackingFinalizers(ctx, release, func(p *corev1alpha1.Pod) { r.releases.released(key, p.UID) }); err != nil {
 		return err
 	}
 	if len(uncounted.Succeeded)+len(uncounted.Failed) == 0 {
 		return nil
 	}
 	// Every recorded pod is released now: count it, once.
+	before = job.DeepCopy()
 	job.Status.Succeeded += int32(len(uncounted.Succeeded))
 	job.Status.Failed += int32(len(uncounted.Failed))
 	job.Status.UncountedTerminatedPods = &batchv1alpha1UncountedPods{}
-	if err := r.client.Status().Update(ctx, job); err != nil {
+	if err := r.patchStatus(ctx, job, before); err != nil {
 		return fmt.Errorf("counting finished pods of job %s: %w", klog.KObj(job), err)
 	}
 	return nil
+}
+
+// patchStatus writes the Job's status as a merge patch of the status
+// subresource from before, conditional on before's resourceVersion: a
+// write computed from a stale view of the Job conflicts, and the next
+// reconcile starts again from a fresh one.
+func (r *JobReconciler) patchStatus(ctx context.Context, job, before *batchv1alpha1.Job) error {
+	return r.client.Status().Patch(ctx, job, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
 }
 
 // syncJob decides whether the Job has met its success or failure criteria
@@ -318,7 +349,14 @@ func (r *JobReconciler) manageActive(ctx context.Context, s *jobScope, active []
 	if len(plan.create) == 0 {
 		return result, nil
 	}
-	if wait := backoffRemaining(job, s.pods, s.now); wait > 0 {
+	if job.Spec.BackoffLimitPerIndex != nil && isIndexed(job) {
+		// Each index waits out its own back-off.
+		ready, wait := indexBackoff(job, s.pods, plan.create, s.now)
+		if len(ready) == 0 {
+			return earliest(result, ctrl.Result{RequeueAfter: wait}), nil
+		}
+		plan.create = ready
+	} else if wait := s.backoff.remaining(s.now); wait > 0 {
 		return earliest(result, ctrl.Result{RequeueAfter: wait}), nil
 	}
 	// At most BurstReplicas creations per sync, as upstream's
@@ -332,7 +370,8 @@ func (r *JobReconciler) manageActive(ctx context.Context, s *jobScope, active []
 	var next atomic.Int64
 	created, err := podcontrol.SlowStartBatch(len(create), 1, func() error {
 		idx := create[next.Add(1)-1]
-		pod := newJobPod(job, ref, idx, indexFailureCount(job, s.pods, idx))
+		failures, ignored := indexFailureCounts(job, s.pods, idx)
+		pod := newJobPod(job, ref, idx, failures, ignored)
 		if err := r.pods.CreatePod(ctx, pod, job); err != nil {
 			return err
 		}
@@ -365,7 +404,7 @@ func (r *JobReconciler) deletePods(ctx context.Context, job *batchv1alpha1.Job, 
 // finishedJob releases the pods of a finished Job and deletes the Job when
 // its ttlSecondsAfterFinished has passed.
 func (r *JobReconciler) finishedJob(ctx context.Context, s *jobScope) (ctrl.Result, error) {
-	if err := r.removeTrackingFinalizers(ctx, podsWithFinalizer(s.pods)); err != nil {
+	if err := r.removeTrackingFinalizers(ctx, podsWithFinalizer(s.pods), nil); err != nil {
 		return ctrl.Result{}, err
 	}
 	res := r.ttlResult(s.job, s.now)
@@ -418,10 +457,20 @@ func (r *JobReconciler) releaseOrphans(ctx context.Context, job types.Namespaced
 const finalizerWorkers = 32
 
 // removeTrackingFinalizers releases pods concurrently, as upstream does,
-// and returns the errors of those it could not release.
-func (r *JobReconciler) removeTrackingFinalizers(ctx context.Context, pods []*corev1alpha1.Pod) error {
+// calls released (when not nil) for each pod it released, and returns the
+// errors of those it could not release.
+func (r *JobReconciler) removeTrackingFinalizers(ctx context.Context, pods []*corev1alpha1.Pod, released func(*corev1alpha1.Pod)) error {
+	release := func(pod *corev1alpha1.Pod) error {
+		if err := r.removeTrackingFinalizer(ctx, pod); err != nil {
+			return err
+		}
+		if released != nil {
+			released(pod)
+		}
+		return nil
+	}
 	if len(pods) == 1 {
-		return r.removeTrackingFinalizer(ctx, pods[0])
+		return release(pods[0])
 	}
 	var (
 		mu   sync.Mutex
@@ -433,7 +482,7 @@ func (r *JobReconciler) removeTrackingFinalizers(ctx context.Context, pods []*co
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := r.removeTrackingFinalizer(ctx, pod); err != nil {
+			if err := release(pod); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -459,7 +508,7 @@ func (r *JobReconciler) removeTrackingFinalizer(ctx context.Context, pod *corev1
 // newJobPod builds the pod of a Job: the template, the tracking finalizer,
 // the upstream labels and, for an Indexed Job, the completion index in an
 // annotation, a label, the JOB_COMPLETION_INDEX variable and the hostname.
-func newJobPod(job *batchv1alpha1.Job, ref metav1.OwnerReference, index, failures int) *corev1alpha1.Pod {
+func newJobPod(job *batchv1alpha1.Job, ref metav1.OwnerReference, index int, failures, ignored int32) *corev1alpha1.Pod {
 	pod := podcontrol.NewPodFromTemplate(&job.Spec.Template, job, ref)
 	if pod.Labels == nil {
 		pod.Labels = map[string]string{}
@@ -477,7 +526,10 @@ func newJobPod(job *batchv1alpha1.Job, ref metav1.OwnerReference, index, failure
 	pod.Annotations[AnnotationCompletionIndex] = i
 	pod.Labels[AnnotationCompletionIndex] = i
 	if job.Spec.BackoffLimitPerIndex != nil {
-		pod.Annotations[AnnotationIndexFailureCount] = strconv.Itoa(failures)
+		pod.Annotations[AnnotationIndexFailureCount] = strconv.Itoa(int(failures))
+		if ignored > 0 {
+			pod.Annotations[AnnotationIndexIgnoredFailureCount] = strconv.Itoa(int(ignored))
+		}
 	}
 	pod.GenerateName = fmt.Sprintf("%s-%d-", job.Name, index)
 	if pod.Spec.Hostname == "" {

@@ -59,16 +59,23 @@ func activeCount(job *batchv1alpha1.Job) func() int {
 	}
 }
 
-// exitPod plays the node: the pod's container ends with the exit code.
+// exitPod plays the node: the pod's container ends with the exit code,
+// now by the Job clock (the back-off is measured on it).
 func exitPod(pod *corev1alpha1.Pod, code int32) {
 	GinkgoHelper()
-	now := metav1.Now()
+	exitPodAt(pod, code, fakeClock.Now())
+}
+
+// exitPodAt is exitPod with the container's finish time at the given time
+// of the Job clock, which the back-off is measured on.
+func exitPodAt(pod *corev1alpha1.Pod, code int32, at time.Time) {
+	GinkgoHelper()
 	pod.Status.Phase = corev1.PodSucceeded
 	if code != 0 {
 		pod.Status.Phase = corev1.PodFailed
 	}
 	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "main", State: corev1.ContainerState{
-		Terminated: &corev1.ContainerStateTerminated{ExitCode: code, FinishedAt: now}}}}
+		Terminated: &corev1.ContainerStateTerminated{ExitCode: code, FinishedAt: metav1.NewTime(at)}}}}
 	Expect(k8sClient.Status().Update(ctx, pod)).To(Succeed())
 }
 
@@ -199,6 +206,11 @@ var _ = Describe("Job controller", func() {
 		})
 		Eventually(activeCount(job), wait, poll).Should(Equal(1))
 		exitPod(podsOf(job)[0], 3)
+		// Not counted, but the replacement waits out the back-off as after
+		// any failure: upstream's back-off record counts ignored failures too.
+		Consistently(activeCount(job), time.Second, poll).Should(BeZero())
+		fakeClock.Step(11 * time.Second)
+		tickJob(job)
 		Eventually(activeCount(job), wait, poll).Should(Equal(1), "replaced without counting")
 		Expect(getJob(job).Status.Failed).To(BeZero())
 		Expect(conditionReason(job, batchv1alpha1.JobFailed)()).To(BeEmpty())
@@ -251,6 +263,78 @@ var _ = Describe("Job controller", func() {
 		Consistently(func() int32 { return getJob(job).Status.Failed }, time.Second, poll).Should(BeEquivalentTo(1), "never counted twice")
 	})
 
+	It("keeps the back-off of failures whose pods were deleted", func() {
+		ns := newNamespace()
+		job := newJob(ns, func(j *batchv1alpha1.Job) { j.Spec.BackoffLimit = ptr.To[int32](10) })
+		for failures := int32(1); failures <= 2; failures++ {
+			Eventually(activeCount(job), wait, poll).Should(Equal(1))
+			for _, p := range podsOf(job) {
+				if p.Status.Phase == "" {
+					exitPodAt(p, 1, fakeClock.Now())
+				}
+			}
+			Eventually(func() int32 { return getJob(job).Status.Failed }, wait, poll).Should(Equal(failures))
+			if failures == 1 {
+				fakeClock.Step(11 * time.Second)
+				tickJob(job)
+			}
+		}
+		// Two failures: 20 s from the second. The failed pods go; the record stays.
+		for _, p := range podsOf(job) {
+			Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, p))).To(Succeed())
+		}
+		Eventually(func() []*corev1alpha1.Pod { return podsOf(job) }, wait, poll).Should(BeEmpty())
+		fakeClock.Step(11 * time.Second)
+		tickJob(job)
+		Consistently(activeCount(job), time.Second, poll).Should(BeZero(), "the back-off of two failures is 20 s, not reset by the deletion")
+		fakeClock.Step(10 * time.Second)
+		tickJob(job)
+		Eventually(activeCount(job), wait, poll).Should(Equal(1))
+	})
+
+	It("backs each index off by its own failure count", func() {
+		ns := newNamespace()
+		job := newJob(ns, func(j *batchv1alpha1.Job) {
+			j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+			j.Spec.Completions, j.Spec.Parallelism, j.Spec.BackoffLimitPerIndex = ptr.To[int32](2), ptr.To[int32](2), ptr.To[int32](3)
+		})
+		runningOf := func(idx string) func() []*corev1alpha1.Pod {
+			return func() []*corev1alpha1.Pod {
+				var out []*corev1alpha1.Pod
+				for _, p := range podsOf(job) {
+					if p.Annotations[AnnotationCompletionIndex] == idx && p.Status.Phase == "" {
+						out = append(out, p)
+					}
+				}
+				return out
+			}
+		}
+		Eventually(activeCount(job), wait, poll).Should(Equal(2))
+		for _, p := range podsOf(job) {
+			exitPodAt(p, 1, fakeClock.Now())
+		}
+		// Two failures in all, one per index: each index waits 10 s, not 20.
+		Consistently(activeCount(job), time.Second, poll).Should(BeZero())
+		fakeClock.Step(11 * time.Second)
+		tickJob(job)
+		Eventually(activeCount(job), wait, poll).Should(Equal(2))
+		for _, idx := range []string{"0", "1"} {
+			Expect(runningOf(idx)()).To(ContainElement(HaveField("Annotations", HaveKeyWithValue(AnnotationIndexFailureCount, "1"))))
+		}
+		Eventually(func() int32 { return getJob(job).Status.Failed }, wait, poll).Should(BeEquivalentTo(2))
+
+		// Index 0 fails again: 20 s for it, while index 1 runs on.
+		exitPodAt(runningOf("0")()[0], 1, fakeClock.Now())
+		Eventually(func() int32 { return getJob(job).Status.Failed }, wait, poll).Should(BeEquivalentTo(3))
+		fakeClock.Step(11 * time.Second)
+		tickJob(job)
+		Consistently(runningOf("0"), time.Second, poll).Should(BeEmpty(), "index 0 waits 20 s after its second failure")
+		Expect(runningOf("1")()).To(HaveLen(1))
+		fakeClock.Step(10 * time.Second)
+		tickJob(job)
+		Eventually(runningOf("0"), wait, poll).Should(ConsistOf(HaveField("Annotations", HaveKeyWithValue(AnnotationIndexFailureCount, "2"))))
+	})
+
 	It("fails with DeadlineExceeded after activeDeadlineSeconds and stops its pods", func() {
 		ns := newNamespace()
 		job := newJob(ns, func(j *batchv1alpha1.Job) { j.Spec.ActiveDeadlineSeconds = ptr.To[int64](30) })
@@ -273,7 +357,8 @@ var _ = Describe("Job controller", func() {
 		j.Spec.Suspend = ptr.To(false)
 		Expect(k8sClient.Patch(ctx, j, patch)).To(Succeed())
 		Eventually(activeCount(job), wait, poll).Should(Equal(1))
-		Expect(getJob(job).Status.StartTime).NotTo(BeNil())
+		// The pods are created before the status that records the start is written.
+		Eventually(func() *metav1.Time { return getJob(job).Status.StartTime }, wait, poll).ShouldNot(BeNil())
 	})
 
 	It("deletes itself ttlSecondsAfterFinished after it finished", func() {

@@ -326,28 +326,6 @@ func planPods(job *batchv1alpha1.Job, pods, active []*corev1alpha1.Pod) podPlan 
 	return plan
 }
 
-// indexFailureCount is how often an index has failed so far, read from the
-// failure-count annotation of its latest failed pod, as upstream: a
-// failure the pod failure policy ignores does not add to it.
-func indexFailureCount(job *batchv1alpha1.Job, pods []*corev1alpha1.Pod, index int) int {
-	if index < 0 {
-		return 0
-	}
-	count := 0
-	for _, p := range pods {
-		if idx, ok := completionIndex(p); !ok || idx != index || p.Status.Phase != corev1.PodFailed {
-			continue
-		}
-		n, _ := strconv.Atoi(p.Annotations[AnnotationIndexFailureCount])
-		if action, _, ok := matchFailurePolicy(job.Spec.PodFailurePolicy, p); ok && action == batchv1.PodFailurePolicyActionIgnore {
-			count = max(count, n)
-			continue
-		}
-		count = max(count, n+1)
-	}
-	return count
-}
-
 // newSuccess tells whether a succeeded pod adds a success, and for an
 // Indexed Job which index it completes. An Indexed Job counts completed
 // indexes, as upstream: a second pod of an index already done (a
@@ -387,50 +365,6 @@ func indexFailed(job *batchv1alpha1.Job, pod *corev1alpha1.Pod, action batchv1.P
 		n = 0
 	}
 	return int32(n) >= *limit
-}
-
-// backoffRemaining is how long pod creation must still wait after the
-// latest failure: 10 s doubling per failure, at most 6 minutes.
-func backoffRemaining(job *batchv1alpha1.Job, pods []*corev1alpha1.Pod, now time.Time) time.Duration {
-	failures := int(job.Status.Failed)
-	if failures == 0 {
-		return 0
-	}
-	var last time.Time
-	for _, p := range pods {
-		if t := podFinishTime(p); podOutcome(job, p) == outcomeFailed && t.After(last) {
-			last = t
-		}
-	}
-	if last.IsZero() {
-		return 0
-	}
-	delay := backoffBase
-	for i := 1; i < failures && delay < backoffMax; i++ {
-		delay *= 2
-	}
-	delay = min(delay, backoffMax)
-	return last.Add(delay).Sub(now)
-}
-
-// podFinishTime is when a finished pod's last container ended, or when its
-// deletion was asked for.
-func podFinishTime(p *corev1alpha1.Pod) time.Time {
-	var t time.Time
-	for _, cs := range p.Status.ContainerStatuses {
-		if term := cs.State.Terminated; term != nil && term.FinishedAt.After(t) {
-			t = term.FinishedAt.Time
-		}
-	}
-	if t.IsZero() && p.DeletionTimestamp != nil {
-		t = p.DeletionTimestamp.Time
-	}
-	if t.IsZero() {
-		if c := meta.FindStatusCondition(p.Status.Conditions, conditions.Ready); c != nil {
-			t = c.LastTransitionTime.Time
-		}
-	}
-	return t
 }
 
 func finishTime(job *batchv1alpha1.Job) time.Time {

@@ -204,34 +204,6 @@ func TestFailureAndSuccessCriteria(t *testing.T) {
 	}
 }
 
-func TestBackoffRemaining(t *testing.T) {
-	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	failedAt := func(ago time.Duration) *corev1alpha1.Pod {
-		return &corev1alpha1.Pod{Status: corev1alpha1.PodStatus{Phase: corev1.PodFailed, ContainerStatuses: []corev1.ContainerStatus{{
-			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1, FinishedAt: metav1.NewTime(now.Add(-ago))}}}}}}
-	}
-	tests := map[string]struct {
-		failed int32
-		pods   []*corev1alpha1.Pod
-		want   time.Duration
-	}{
-		"no failures":               {0, nil, 0},
-		"first failure waits 10s":   {1, []*corev1alpha1.Pod{failedAt(4 * time.Second)}, 6 * time.Second},
-		"third failure waits 40s":   {3, []*corev1alpha1.Pod{failedAt(10 * time.Second)}, 30 * time.Second},
-		"capped at six minutes":     {20, []*corev1alpha1.Pod{failedAt(time.Minute)}, 5 * time.Minute},
-		"the latest failure counts": {2, []*corev1alpha1.Pod{failedAt(time.Hour), failedAt(5 * time.Second)}, 15 * time.Second},
-		"back-off over":             {1, []*corev1alpha1.Pod{failedAt(time.Minute)}, -50 * time.Second},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			job := jobWith(func(j *batchv1alpha1.Job) { j.Status.Failed = tc.failed })
-			if got := backoffRemaining(job, tc.pods, now); got != tc.want {
-				t.Errorf("backoffRemaining = %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestIndexFailed(t *testing.T) {
 	failedPod := func(failures string, exitCode int32) *corev1alpha1.Pod {
 		p := indexedPod(1, corev1.PodFailed)
@@ -274,38 +246,6 @@ func TestIndexFailed(t *testing.T) {
 			action, _, matched := matchFailurePolicy(tc.job.Spec.PodFailurePolicy, tc.pod)
 			if got := indexFailed(tc.job, tc.pod, action, matched); got != tc.want {
 				t.Errorf("indexFailed = %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestIndexFailureCount(t *testing.T) {
-	failed := func(idx int, failures string, exitCode int32) *corev1alpha1.Pod {
-		p := indexedPod(idx, corev1.PodFailed)
-		p.Annotations[AnnotationIndexFailureCount] = failures
-		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "main", State: corev1.ContainerState{
-			Terminated: &corev1.ContainerStateTerminated{ExitCode: exitCode}}}}
-		return p
-	}
-	ignore3 := jobWith(func(j *batchv1alpha1.Job) {
-		j.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{Rules: []batchv1.PodFailurePolicyRule{{Action: batchv1.PodFailurePolicyActionIgnore,
-			OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{3}}}}}
-	})
-	tests := map[string]struct {
-		job  *batchv1alpha1.Job
-		pods []*corev1alpha1.Pod
-		want int
-	}{
-		"no failure yet":                   {job: ignore3, pods: []*corev1alpha1.Pod{indexedPod(1, corev1.PodRunning)}, want: 0},
-		"one after the latest failure":     {job: ignore3, pods: []*corev1alpha1.Pod{failed(1, "0", 1), failed(1, "1", 1)}, want: 2},
-		"other indexes do not count":       {job: ignore3, pods: []*corev1alpha1.Pod{failed(2, "4", 1)}, want: 0},
-		"an ignored failure adds nothing":  {job: ignore3, pods: []*corev1alpha1.Pod{failed(1, "0", 1), failed(1, "1", 3)}, want: 1},
-		"an ignored first failure is free": {job: ignore3, pods: []*corev1alpha1.Pod{failed(1, "0", 3)}, want: 0},
-	}
-	for name, tc := range tests {
-		t.Run(name, func(t *testing.T) {
-			if got := indexFailureCount(tc.job, tc.pods, 1); got != tc.want {
-				t.Errorf("indexFailureCount = %d, want %d", got, tc.want)
 			}
 		})
 	}

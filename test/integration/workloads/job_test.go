@@ -209,7 +209,11 @@ var _ = Describe("Job on simulated nodes", func() {
 				OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{3}},
 			}}}
 		})
-		Eventually(func() int { return len(pods(ns)) }).Should(BeNumerically(">=", 3), "each ignored failure is replaced")
+		// Each replacement waits out the back-off, which ignored failures lengthen as upstream's.
+		Eventually(func() int {
+			stepAndTick(job, 30*time.Second)
+			return len(pods(ns))
+		}).Should(BeNumerically(">=", 3), "each ignored failure is replaced")
 		Expect(get(job).Status.Failed).To(BeZero())
 		Expect(jobCondition(job, batchv1alpha1.JobFailed)()).To(BeEmpty())
 		Expect(k8sClient.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))).To(Succeed())
@@ -422,6 +426,24 @@ var _ = Describe("Job on simulated nodes", func() {
 			Expect(get(job).Status).To(And(HaveField("Succeeded", int32(6)), HaveField("Failed", int32(0))))
 			Expect(w.Seen()).To(HaveLen(6))
 			Expect(w.maxActive).To(BeNumerically("<=", 2))
+		})
+
+		It("keeps a Job's back-off across a restart: after two failures the next pod still waits 20 s", func() {
+			ns := newNamespace("job-backoff-restart")
+			job := newJob(ns, 1, 0.2)
+			Eventually(func() int32 { return get(job).Status.Failed }).Should(BeEquivalentTo(1))
+			stepAndTick(job, 10*time.Second) // the first failure's 10 s are over
+			Eventually(func() int32 { return get(job).Status.Failed }).Should(BeEquivalentTo(2))
+			restartManager()
+			// The new manager rebuilds the record from status (two failures, no
+			// success) and the failed pods: 20 s after the second failure, of
+			// which the clock has run about 10.
+			Consistently(func() []corev1alpha1.Pod { return pods(ns) }).Should(HaveLen(2), "no third pod within the back-off")
+			Eventually(func() int {
+				stepAndTick(job, 5*time.Second)
+				return len(pods(ns))
+			}).Should(BeNumerically(">=", 3))
+			Expect(k8sClient.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))).To(Succeed())
 		})
 
 		It("counts pods that finished and were deleted while the manager was down", func() {
