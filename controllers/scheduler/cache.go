@@ -35,6 +35,9 @@ type Cache struct {
 	nextStart  int         // where the next cycle starts filtering
 	pods       map[string]*podState
 	namespaces map[string]labels.Set
+	// budgets are the PodDisruptionBudgets by namespace/name, which
+	// preemption tries not to violate.
+	budgets map[string]*budgetInfo
 	// nominated are pending pods that preempted others on a node: their
 	// requests count there for pods of equal or lower priority.
 	nominated map[string]nominee
@@ -54,6 +57,7 @@ func NewCache() *Cache {
 		nodes:      map[string]*nodeInfo{},
 		pods:       map[string]*podState{},
 		namespaces: map[string]labels.Set{},
+		budgets:    map[string]*budgetInfo{},
 		nominated:  map[string]nominee{},
 		par:        newParallelizer(DefaultParallelism),
 	}

@@ -26,6 +26,9 @@ type candidate struct {
 	node string
 	// victims are the pods to delete, most important first.
 	victims []*podInfo
+	// pdbViolations counts the victims whose deletion violates a
+	// PodDisruptionBudget.
+	pdbViolations int
 }
 
 // preemption is what a failed cycle decided about preempting.
@@ -40,11 +43,11 @@ type preemption struct {
 	clearNomination bool
 }
 
-// findPreemptionLocked is upstream's DefaultPreemption PostFilter (skiff
-// has no PodDisruptionBudgets, so none is violated): on the nodes that
-// failed for reasons removing pods can fix, starting at a random one, it
-// dry-runs preemption in parallel until it has enough candidates, and picks
-// one as pickOneNodeForPreemption does.
+// findPreemptionLocked is upstream's DefaultPreemption PostFilter: on the
+// nodes that failed for reasons removing pods can fix, starting at a random
+// one, it dry-runs preemption in parallel until it has enough candidates,
+// reading the PodDisruptionBudgets, and picks one as
+// pickOneNodeForPreemption does.
 func (c *Cache) findPreemptionLocked(cs *cycleState, fe *fitError, now time.Time) preemption {
 	pi := cs.pod
 	if !c.eligibleToPreemptLocked(pi, fe) {
@@ -60,12 +63,13 @@ func (c *Cache) findPreemptionLocked(cs *cycleState, fe *fitError, now time.Time
 		return preemption{clearNomination: true}
 	}
 	offset, want := rand.IntN(len(potential)), numCandidates(len(potential))
+	budgets := c.budgetsLocked()
 	var mu sync.Mutex
 	var cands []*candidate
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c.par.until(ctx, len(potential), func(i int) {
-		cand := selectVictims(cs, potential[(offset+i)%len(potential)], now)
+		cand := selectVictims(cs, potential[(offset+i)%len(potential)], budgets, now)
 		if cand == nil {
 			return
 		}
@@ -137,10 +141,13 @@ func numCandidates(nodes int) int {
 
 // selectVictims is upstream's SelectVictimsOnNode on a copy of the node and
 // of the cycle state: remove every pod of lower priority, check that every
-// filter then passes (with the nominated pods), and add the pods back, most
-// important first, keeping each that still lets every filter pass. The
-// others are the victims. It returns nil when preemption cannot help.
-func selectVictims(cs *cycleState, ni *nodeInfo, now time.Time) *candidate {
+// filter then passes (with the nominated pods), and add the pods back,
+// keeping each that still lets every filter pass: first those whose
+// deletion would violate a PodDisruptionBudget, then the others, each group
+// most important first. The others are the victims, counted as violations
+// when they are of the first group. It returns nil when preemption cannot
+// help.
+func selectVictims(cs *cycleState, ni *nodeInfo, budgets []*budgetInfo, now time.Time) *candidate {
 	trial, st := ni.clone(), cs.clone()
 	var potential []*podInfo
 	for _, p := range ni.pods {
@@ -157,18 +164,32 @@ func selectVictims(cs *cycleState, ni *nodeInfo, now time.Time) *candidate {
 		return nil
 	}
 	sort.Slice(potential, func(i, j int) bool { return moreImportant(potential[i], potential[j], now) })
+	violating, nonViolating := splitByBudgetViolation(potential, budgets)
 	cand := &candidate{node: ni.name}
-	for _, p := range potential {
+	reprieve := func(p *podInfo) bool {
 		trial.addPod(p)
 		st.updateWithPod(trial, p, 1)
 		if reasons, _ := runFiltersWithNominated(st, trial); len(reasons) > 0 {
 			trial.removePod(p.key)
 			st.updateWithPod(trial, p, -1)
 			cand.victims = append(cand.victims, p)
+			return false
 		}
+		return true
+	}
+	for _, p := range violating {
+		if !reprieve(p) {
+			cand.pdbViolations++
+		}
+	}
+	for _, p := range nonViolating {
+		reprieve(p)
 	}
 	if len(cand.victims) == 0 {
 		return nil
+	}
+	if len(violating) > 0 && len(nonViolating) > 0 {
+		sort.Slice(cand.victims, func(i, j int) bool { return moreImportant(cand.victims[i], cand.victims[j], now) })
 	}
 	return cand
 }
@@ -192,13 +213,16 @@ func (pi *podInfo) started(now time.Time) time.Time {
 	return pi.startTime
 }
 
-// betterCandidate orders candidates as upstream's pickOneNodeForPreemption
-// (without PodDisruptionBudgets): the lowest priority of the most important
-// victim, then the lowest sum of priorities, then the fewest victims, then
+// betterCandidate orders candidates as upstream's pickOneNodeForPreemption:
+// the fewest PodDisruptionBudget violations, then the lowest priority of
+// the most important victim, then the lowest sum of priorities, then the fewest victims, then
 // the latest start among the victims of the highest priority; the node name
 // breaks the remaining ties, so the choice does not depend on the order the
 // dry run found candidates in.
 func betterCandidate(a, b *candidate, now time.Time) bool {
+	if a.pdbViolations != b.pdbViolations {
+		return a.pdbViolations < b.pdbViolations
+	}
 	if ha, hb := a.victims[0].priority, b.victims[0].priority; ha != hb {
 		return ha < hb
 	}

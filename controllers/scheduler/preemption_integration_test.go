@@ -13,10 +13,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/skiff-dev/skiff/agent/node"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	policyv1alpha1 "github.com/skiff-dev/skiff/api/policy/v1alpha1"
 	"github.com/skiff-dev/skiff/internal/scheme"
 	"github.com/skiff-dev/skiff/test/utils"
 )
@@ -184,5 +186,29 @@ var _ = Describe("Preemption on simulated nodes", func() {
 		Expect(history.any("web-2", preemptedByScheduler)()).To(BeTrue())
 		Consistently(gone(first), 2*time.Second, 200*time.Millisecond).Should(BeFalse(), "the pod that keeps the skew within 1 is reprieved")
 		Expect(nodeNameOf(full)(Default)).To(Equal(nodeB))
+	})
+	It("spares the pod a PodDisruptionBudget protects and preempts on the other node", func() {
+		minAvailable := intstr.FromInt32(1)
+		pdb := &policyv1alpha1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: ns}}
+		pdb.Spec.MinAvailable = &minAvailable
+		pdb.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}
+		Expect(k8sClient.Create(ctx, pdb)).To(Succeed())
+		DeferCleanup(func() { Expect(client.IgnoreNotFound(k8sClient.Delete(ctx, pdb))).To(Succeed()) })
+		// No disruption controller runs in this suite: the status is what
+		// it would write for the one healthy db pod.
+		pdb.Status = policyv1alpha1.PodDisruptionBudgetStatus{ObservedGeneration: pdb.Generation,
+			DisruptionsAllowed: 0, CurrentHealthy: 1, DesiredHealthy: 1, ExpectedPods: 1}
+		Expect(k8sClient.Status().Update(ctx, pdb)).To(Succeed())
+
+		// Unprotected, db-0 (priority 1) would be the victim rather than mid (50).
+		db := newPod(ns, "db-0", "2", withPriority(1), withLabels("app", "db"), onNode(nodeA))
+		mid := newPod(ns, "mid", "2", withPriority(50), onNode(nodeB))
+		for _, p := range []*corev1alpha1.Pod{db, mid} {
+			Eventually(running(p), timeout, interval).Should(Equal(corev1.PodRunning))
+		}
+		web := newPod(ns, "web", "2", withPriority(100))
+		Eventually(gone(mid), timeout, interval).Should(BeTrue(), "the unprotected pod is the victim")
+		Eventually(nodeNameOf(web), timeout, interval).Should(Equal(nodeB))
+		Expect(get(db)(Default).DeletionTimestamp).To(BeNil(), "the protected pod stays")
 	})
 })

@@ -6,9 +6,31 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	policyv1alpha1 "github.com/skiff-dev/skiff/api/policy/v1alpha1"
 )
+
+// budget is a PodDisruptionBudget selecting app=<app> (every pod when app
+// is "", through an empty selector, which upstream's preemption reads as
+// selecting nothing) that allows the given disruptions; disrupted are pods
+// an eviction was granted for already.
+func budget(ns, app string, allowed int32, disrupted ...string) *policyv1alpha1.PodDisruptionBudget {
+	pdb := &policyv1alpha1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "pdb-" + app, Namespace: ns}}
+	pdb.Spec.Selector = &metav1.LabelSelector{}
+	if app != "" {
+		pdb.Spec.Selector.MatchLabels = map[string]string{"app": app}
+	}
+	pdb.Status.DisruptionsAllowed = allowed
+	for _, name := range disrupted {
+		if pdb.Status.DisruptedPods == nil {
+			pdb.Status.DisruptedPods = map[string]metav1.Time{}
+		}
+		pdb.Status.DisruptedPods[name] = metav1.Now()
+	}
+	return pdb
+}
 
 func TestPreemption(t *testing.T) {
 	now := time.Unix(10000, 0)
@@ -23,12 +45,14 @@ func TestPreemption(t *testing.T) {
 		nodes      []*corev1alpha1.Node
 		pods       []*corev1alpha1.Pod
 		nominated  map[*corev1alpha1.Pod]string // pending pods nominated to nodes
+		pdbs       []*policyv1alpha1.PodDisruptionBudget
 		pod        *corev1alpha1.Pod
 		vol        volumeInfo
 		wantNode   string
 		wantVictim []string // most important first
 		wantLower  []string // lower-priority nominations the preemption overrides
 		wantClear  bool
+		wantPDB    int // victims whose deletion violates a budget
 	}{{
 		name:  "evicts the fewest lowest-priority pods on one node",
 		nodes: []*corev1alpha1.Node{MakeNode("n1").Cap("cpu", "2").Obj(), MakeNode("n2").Cap("cpu", "2").Obj()},
@@ -224,6 +248,67 @@ func TestPreemption(t *testing.T) {
 		pod:       MakePod("p", "ns").Priority(100).Req("cpu", "2").Obj(),
 		wantNode:  "n1", wantVictim: []string{"ns/a"}, wantLower: []string{"ns/mid"},
 	}, {
+		name:  "prefers the node with fewer budget violations over lower-priority victims",
+		nodes: []*corev1alpha1.Node{MakeNode("n1").Cap("cpu", "1").Obj(), MakeNode("n2").Cap("cpu", "1").Obj()},
+		pods: []*corev1alpha1.Pod{
+			MakePod("db-0", "ns").Node("n1").Labels("app", "db").Priority(1).Req("cpu", "1").Obj(),
+			MakePod("mid", "ns").Node("n2").Priority(50).Req("cpu", "1").Obj(),
+		},
+		pdbs:     []*policyv1alpha1.PodDisruptionBudget{budget("ns", "db", 0)},
+		pod:      MakePod("p", "ns").Priority(100).Req("cpu", "1").Obj(),
+		wantNode: "n2", wantVictim: []string{"ns/mid"},
+	}, {
+		name:  "violates a budget when every node needs it, and counts the violations",
+		nodes: []*corev1alpha1.Node{MakeNode("n1").Cap("cpu", "2").Obj()},
+		pods: []*corev1alpha1.Pod{
+			MakePod("db-0", "ns").Node("n1").Labels("app", "db").Priority(1).Req("cpu", "1").Started(t0).Obj(),
+			MakePod("db-1", "ns").Node("n1").Labels("app", "db").Priority(1).Req("cpu", "1").Started(t1).Obj(),
+		},
+		// One disruption allowed: db-0, more important, takes it, db-1 violates.
+		pdbs:     []*policyv1alpha1.PodDisruptionBudget{budget("ns", "db", 1)},
+		pod:      MakePod("p", "ns").Priority(100).Req("cpu", "2").Obj(),
+		wantNode: "n1", wantVictim: []string{"ns/db-0", "ns/db-1"}, wantPDB: 1,
+	}, {
+		name:  "reprieves the victim a budget protects before a more important one",
+		nodes: []*corev1alpha1.Node{MakeNode("n1").Cap("cpu", "2").Obj()},
+		pods: []*corev1alpha1.Pod{
+			MakePod("more", "ns").Node("n1").Priority(20).Req("cpu", "1").Obj(),
+			MakePod("db-0", "ns").Node("n1").Labels("app", "db").Priority(10).Req("cpu", "1").Obj(),
+		},
+		pdbs:     []*policyv1alpha1.PodDisruptionBudget{budget("ns", "db", 0)},
+		pod:      MakePod("p", "ns").Priority(100).Req("cpu", "1").Obj(),
+		wantNode: "n1", wantVictim: []string{"ns/more"},
+	}, {
+		name:  "victims stay most important first when both groups lose pods",
+		nodes: []*corev1alpha1.Node{MakeNode("n1").Cap("cpu", "2").Obj()},
+		pods: []*corev1alpha1.Pod{
+			MakePod("more", "ns").Node("n1").Priority(20).Req("cpu", "1").Obj(),
+			MakePod("db-0", "ns").Node("n1").Labels("app", "db").Priority(10).Req("cpu", "1").Obj(),
+		},
+		pdbs:     []*policyv1alpha1.PodDisruptionBudget{budget("ns", "db", 0)},
+		pod:      MakePod("p", "ns").Priority(100).Req("cpu", "2").Obj(),
+		wantNode: "n1", wantVictim: []string{"ns/more", "ns/db-0"}, wantPDB: 1,
+	}, {
+		name:  "a pod the budget already counts as disrupted is no violation",
+		nodes: []*corev1alpha1.Node{MakeNode("n1").Cap("cpu", "1").Obj(), MakeNode("n2").Cap("cpu", "1").Obj()},
+		pods: []*corev1alpha1.Pod{
+			MakePod("db-0", "ns").Node("n1").Labels("app", "db").Priority(1).Req("cpu", "1").Obj(),
+			MakePod("mid", "ns").Node("n2").Priority(50).Req("cpu", "1").Obj(),
+		},
+		pdbs:     []*policyv1alpha1.PodDisruptionBudget{budget("ns", "db", 0, "db-0")},
+		pod:      MakePod("p", "ns").Priority(100).Req("cpu", "1").Obj(),
+		wantNode: "n1", wantVictim: []string{"ns/db-0"},
+	}, {
+		name:  "budgets of another namespace or with an empty selector protect nothing",
+		nodes: []*corev1alpha1.Node{MakeNode("n1").Cap("cpu", "1").Obj(), MakeNode("n2").Cap("cpu", "1").Obj()},
+		pods: []*corev1alpha1.Pod{
+			MakePod("db-0", "ns").Node("n1").Labels("app", "db").Priority(1).Req("cpu", "1").Obj(),
+			MakePod("mid", "ns").Node("n2").Priority(50).Req("cpu", "1").Obj(),
+		},
+		pdbs:     []*policyv1alpha1.PodDisruptionBudget{budget("other", "db", 0), budget("ns", "", 0)},
+		pod:      MakePod("p", "ns").Priority(100).Req("cpu", "1").Obj(),
+		wantNode: "n1", wantVictim: []string{"ns/db-0"},
+	}, {
 		name:  "waits while its victims on the nominated node terminate",
 		nodes: []*corev1alpha1.Node{MakeNode("n1").Cap("cpu", "1").Obj(), MakeNode("n2").Cap("cpu", "1").Obj()},
 		pods: []*corev1alpha1.Pod{
@@ -244,6 +329,9 @@ func TestPreemption(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := cacheWith(tt.nodes, tt.pods)
+			for _, pdb := range tt.pdbs {
+				c.UpsertPDB(pdb)
+			}
 			for p, node := range tt.nominated {
 				c.SetNominated(newPodInfo(p), node)
 			}
@@ -254,8 +342,9 @@ func TestPreemption(t *testing.T) {
 			}
 			var gotNode string
 			var gotVictims, gotLower []string
+			var gotPDB int
 			if p.cand != nil {
-				gotNode = p.cand.node
+				gotNode, gotPDB = p.cand.node, p.cand.pdbViolations
 				for _, v := range p.cand.victims {
 					gotVictims = append(gotVictims, v.key)
 				}
@@ -277,6 +366,9 @@ func TestPreemption(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.wantLower, gotLower); diff != "" {
 				t.Errorf("nominations overridden (-want +got):\n%s", diff)
+			}
+			if gotPDB != tt.wantPDB {
+				t.Errorf("%d budget violations, want %d", gotPDB, tt.wantPDB)
 			}
 			if p.clearNomination != tt.wantClear {
 				t.Errorf("clearNomination %v, want %v", p.clearNomination, tt.wantClear)

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	policyv1alpha1 "github.com/skiff-dev/skiff/api/policy/v1alpha1"
 	storagev1alpha1 "github.com/skiff-dev/skiff/api/storage/v1alpha1"
 	"github.com/skiff-dev/skiff/internal/kstatus"
 )
@@ -57,7 +58,8 @@ var (
 
 // New returns a scheduler. c reads claims, volumes and storage classes
 // (from the cache) and writes pods; apiReader reads pods fresh when a write
-// conflicts; informers deliver pods, nodes, namespaces and claims.
+// conflicts; informers deliver pods, nodes, namespaces, claims and
+// PodDisruptionBudgets.
 func New(c client.Client, apiReader client.Reader, informers cache.Informers, recorder events.EventRecorder, clk clock.WithTicker) *Scheduler {
 	return &Scheduler{
 		client:    c,
@@ -99,6 +101,7 @@ func (s *Scheduler) SetupWithManager(mgr ctrl.Manager) error {
 // +kubebuilder:rbac:groups=core.skiff.dev,resources=pods/status,verbs=get;patch
 // +kubebuilder:rbac:groups=core.skiff.dev,resources=nodes;persistentvolumeclaims;persistentvolumes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=storage.skiff.dev,resources=storageclasses,verbs=get;list;watch
+// +kubebuilder:rbac:groups=policy.skiff.dev,resources=poddisruptionbudgets,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
@@ -164,6 +167,13 @@ func (s *Scheduler) watch(ctx context.Context) error {
 			AddFunc:    func(o any) { s.onNamespace(o, false) },
 			UpdateFunc: func(_, o any) { s.onNamespace(o, false) },
 			DeleteFunc: func(o any) { s.onNamespace(o, true) },
+		}},
+		// Budgets only steer preemption's choice of victims: as upstream,
+		// their changes do not move waiting pods.
+		{&policyv1alpha1.PodDisruptionBudget{}, toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    s.onPDB,
+			UpdateFunc: func(_, o any) { s.onPDB(o) },
+			DeleteFunc: s.onPDBDelete,
 		}},
 		// A claim or volume that changes may let a waiting pod fit.
 		{&corev1alpha1.PersistentVolumeClaim{}, moveOnAny(s.queue)},
@@ -265,6 +275,21 @@ func (s *Scheduler) onNodeDelete(o any) {
 	}
 	if node, ok := o.(*corev1alpha1.Node); ok {
 		s.cache.RemoveNode(node.Name)
+	}
+}
+
+func (s *Scheduler) onPDB(o any) {
+	if pdb, ok := o.(*policyv1alpha1.PodDisruptionBudget); ok {
+		s.cache.UpsertPDB(pdb)
+	}
+}
+
+func (s *Scheduler) onPDBDelete(o any) {
+	if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
+		o = d.Obj
+	}
+	if pdb, ok := o.(*policyv1alpha1.PodDisruptionBudget); ok {
+		s.cache.RemovePDB(pdb.Namespace, pdb.Name)
 	}
 }
 
@@ -507,7 +532,7 @@ func (s *Scheduler) preempt(ctx context.Context, pi *podInfo, p preemption) {
 	for _, v := range cand.victims {
 		names = append(names, fmt.Sprintf("%s (priority %d)", v.key, v.priority))
 	}
-	log.V(2).Info("Preempting pods", "victims", names)
+	log.V(2).Info("Preempting pods", "victims", names, "pdbViolations", cand.pdbViolations)
 	s.recorder.Eventf(pi.pod, nil, corev1.EventTypeNormal, "Preempting", "Preempting",
 		"Preempting %d pod(s) of lower priority on node %s to make room: %s", len(cand.victims), cand.node, strings.Join(names, ", "))
 	s.setNominatedNodeName(ctx, pi.pod, cand.node)
