@@ -34,6 +34,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -84,8 +85,10 @@ var _ = BeforeSuite(func() {
 	utils.SetLogger(GinkgoWriter)
 	var err error
 	cluster, err = StartCluster(ctx, ClusterOptions{
-		Nodes:   3,
-		Manager: manager.Options{},
+		Nodes: 3,
+		// Node loss specs (nodeloss_test.go) release a lost node's
+		// terminating pods a second after their grace period.
+		Manager: manager.Options{TerminatingPodGCDelay: time.Second},
 		Log:     GinkgoWriter,
 	})
 	// Stop runs even when the start failed half way.
