@@ -79,4 +79,3 @@ func TestRunCorrectsUnknownAfterPartition(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
