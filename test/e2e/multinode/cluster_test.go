@@ -242,6 +242,38 @@ func (c *Cluster) Stop() {
 	c.cleanup = nil
 }
 
+// agentLogLines is how much of each agent's log PrintAgentLogs prints.
+const agentLogLines = 150
+
+// PrintAgentLogs writes the end of every node's agent log (its stdout and
+// stderr, <RootDir>/agent.log) to w, with the lines that report an error
+// or a refusal first.
+func (c *Cluster) PrintAgentLogs(w io.Writer) {
+	for _, n := range c.Nodes {
+		b, err := os.ReadFile(filepath.Join(n.RootDir, "agent.log"))
+		if err != nil {
+			fmt.Fprintf(w, "\n==== agent log of %s: %v\n", n.Name, err)
+			continue
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		var problems []string
+		for _, l := range lines {
+			if strings.Contains(l, "forbidden") || strings.Contains(l, "Forbidden") || strings.Contains(l, "denied") ||
+				strings.HasPrefix(l, "E") || strings.Contains(l, "\"level\":\"error\"") || strings.Contains(l, "ERROR") {
+				problems = append(problems, l)
+			}
+		}
+		if len(problems) > agentLogLines {
+			problems = problems[len(problems)-agentLogLines:]
+		}
+		fmt.Fprintf(w, "\n==== agent log of %s (%s): %d errors or refusals\n%s\n", n.Name, filepath.Join(n.RootDir, "agent.log"), len(problems), strings.Join(problems, "\n"))
+		if len(lines) > agentLogLines {
+			lines = lines[len(lines)-agentLogLines:]
+		}
+		fmt.Fprintf(w, "==== last %d lines of the agent log of %s\n%s\n", len(lines), n.Name, strings.Join(lines, "\n"))
+	}
+}
+
 func (c *Cluster) build() error {
 	root, err := moduleRoot()
 	if err != nil {

@@ -23,8 +23,7 @@ import (
 
 // nodeIdentity issues node nodeName an identity of its own, with the code
 // of `skiff node credentials`, and returns its client configuration. It
-// fits ClusterOptions.NodeConfig; the suite's agents still run as the
-// administrator (see README, Node identities).
+// is the suite's ClusterOptions.NodeConfig: every agent runs as its node.
 func nodeIdentity(c *Cluster, nodeName string) (*rest.Config, error) {
 	cs, err := kubernetes.NewForConfig(c.ControlPlane.Config)
 	if err != nil {

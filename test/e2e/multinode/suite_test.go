@@ -89,8 +89,14 @@ var _ = BeforeSuite(func() {
 		// Node loss specs (nodeloss_test.go) release a lost node's
 		// terminating pods a second after their grace period.
 		Manager: manager.Options{TerminatingPodGCDelay: time.Second},
-		Log:     GinkgoWriter,
+		// Every agent runs as its own node identity, restricted as a
+		// kubelet is (RBAC and the skiff-node-restriction policy).
+		NodeConfig: nodeIdentity,
+		Log:        GinkgoWriter,
 	})
+	if err != nil && cluster != nil {
+		cluster.PrintAgentLogs(GinkgoWriter)
+	}
 	// Stop runs even when the start failed half way.
 	DeferCleanup(func() {
 		if cluster != nil {
@@ -98,6 +104,14 @@ var _ = BeforeSuite(func() {
 		}
 	})
 	Expect(err).NotTo(HaveOccurred())
+})
+
+// A failed spec prints what every agent logged, so that a refusal or a
+// crash of an agent shows in the failure.
+var _ = AfterEach(func() {
+	if CurrentSpecReport().Failed() && cluster != nil {
+		cluster.PrintAgentLogs(GinkgoWriter)
+	}
 })
 
 // newNamespace creates a namespace for one Describe.
