@@ -163,6 +163,41 @@ var _ = Describe("Simulated nodes", func() {
 		}, 10*time.Second).Should(Succeed())
 	})
 
+	It("keeps a DisruptionTarget condition another writer adds while the agent keeps writing status", func() {
+		ns := newNamespace()
+		p := simPod(ns, "disrupted", "sim-1", func(p *corev1alpha1.Pod) {
+			p.Annotations = map[string]string{fake.AnnotationExitCode: "1", fake.AnnotationRunSeconds: "0.2"}
+		})
+		Eventually(func(g Gomega) {
+			g.Expect(getPod(p)(g).Status.ContainerStatuses).NotTo(BeEmpty())
+		}, 10*time.Second).Should(Succeed())
+		// Another writer (preemption, pod GC, eviction) adds its condition
+		// with an optimistic lock, as they do.
+		var restarts int32
+		Eventually(func(g Gomega) {
+			got := getPod(p)(g)
+			restarts = got.Status.RestartCount
+			meta.SetStatusCondition(&got.Status.Conditions, metav1.Condition{
+				Type: string(corev1.DisruptionTarget), Status: metav1.ConditionTrue,
+				Reason: "PreemptionByScheduler", Message: "test: another writer",
+			})
+			g.Expect(k8sClient.Status().Update(ctx, got)).To(Succeed())
+		}).Should(Succeed())
+		hasDisruption := func(g Gomega, got *corev1alpha1.Pod) {
+			c := meta.FindStatusCondition(got.Status.Conditions, string(corev1.DisruptionTarget))
+			g.Expect(c).NotTo(BeNil(), "conditions %v", got.Status.Conditions)
+			g.Expect(c.Reason).To(Equal("PreemptionByScheduler"))
+		}
+		// The crash loop makes the agent rewrite Ready and ContainersReady
+		// on every restart; the condition outlives them.
+		Eventually(func(g Gomega) {
+			got := getPod(p)(g)
+			hasDisruption(g, got)
+			g.Expect(got.Status.RestartCount).To(BeNumerically(">=", restarts+1))
+		}, 40*time.Second, 100*time.Millisecond).Should(Succeed())
+		Consistently(func(g Gomega) { hasDisruption(g, getPod(p)(g)) }, 2*time.Second, 100*time.Millisecond).Should(Succeed())
+	})
+
 	It("removes what the runtime holds of pods deleted behind its back", func() {
 		ns := newNamespace()
 		p := simPod(ns, "gone", "sim-2")

@@ -215,8 +215,7 @@ func (n *Node) Sync(ctx context.Context, pod *corev1alpha1.Pod) (time.Duration, 
 	if pod.DeletionTimestamp != nil {
 		if rp.AnyRunning() && ps.status != nil && ps.status.DisplayStatus != "Terminating" {
 			// Tell users the pod is going before the grace period runs.
-			base := pod.DeepCopy()
-			base.Status = *ps.status.DeepCopy()
+			base := withLastStatus(pod, ps.status)
 			st := ComputePodStatus(StatusInput{Pod: base, Runtime: rp, Probes: ps.probes.results(), Waiting: ps.waiting,
 				HostIP: n.opts.HostIP(), RuntimeName: n.opts.RuntimeName, Now: n.opts.Now()})
 			if err := n.patchStatus(ctx, base, ps, st); err != nil {
@@ -237,8 +236,7 @@ func (n *Node) Sync(ctx context.Context, pod *corev1alpha1.Pod) (time.Duration, 
 	}
 	if ps.status != nil {
 		// The cache may not yet hold the status we posted last.
-		pod = pod.DeepCopy()
-		pod.Status = *ps.status.DeepCopy()
+		pod = withLastStatus(pod, ps.status)
 	}
 
 	now := n.opts.Now()
@@ -416,20 +414,48 @@ func actionsString(a PodActions) string {
 	return strings.Join(parts, ", ")
 }
 
+// statusConflictRetries bounds the fresh reads after a status write
+// conflicts; the next sync tries again after that.
+const statusConflictRetries = 3
+
+// patchStatus writes st as a JSON merge patch with the pod's
+// resourceVersion as precondition. status.conditions is a list, so the
+// patch replaces it whole: the list written is MergeConditions of the
+// pod's and st's, and the precondition makes sure the pod's conditions are
+// the API server's. On a conflict it reads the pod afresh and merges
+// again, so conditions other writers set (DisruptionTarget, PodScheduled)
+// are never dropped.
 func (n *Node) patchStatus(ctx context.Context, pod *corev1alpha1.Pod, ps *podState, st corev1alpha1.PodStatus) error {
 	if equality.Semantic.DeepEqual(st, pod.Status) && ps.status != nil {
 		return nil
 	}
-	// A JSON merge patch against the pod as the agent last saw it: a stale
-	// base only makes the patch longer.
 	base := pod
-	updated := base.DeepCopy()
-	updated.Status = st
-	if err := n.opts.Client.Status().Patch(ctx, updated, client.MergeFrom(base)); err != nil {
+	for attempt := 0; ; attempt++ {
+		updated := base.DeepCopy()
+		updated.Status = *st.DeepCopy()
+		updated.Status.Conditions = MergeConditions(base.Status.Conditions, st.Conditions)
+		err := n.opts.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
+		if err == nil {
+			st = updated.Status
+			break
+		}
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
-		return fmt.Errorf("patching the status of pod %s: %w", klog.KObj(pod), err)
+		if !apierrors.IsConflict(err) || attempt >= statusConflictRetries {
+			return fmt.Errorf("patching the status of pod %s: %w", klog.KObj(pod), err)
+		}
+		fresh := &corev1alpha1.Pod{}
+		if err := n.opts.Reader.Get(ctx, client.ObjectKeyFromObject(pod), fresh); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return fmt.Errorf("reading pod %s after a status conflict: %w", klog.KObj(pod), err)
+		}
+		if fresh.UID != pod.UID {
+			return nil // Deleted and created again under the same name.
+		}
+		base = fresh
 	}
 	observePodStart(ps, pod, st, n.opts.Now())
 	ps.status = st.DeepCopy()

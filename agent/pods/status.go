@@ -142,8 +142,9 @@ func backoffText(d time.Duration) string {
 
 // ComputePodStatus computes the pod's status from the runtime's view, as
 // upstream's generateAPIPodStatus and getPhase do, plus skiff's display
-// fields. It keeps PodScheduled and the transition times of unchanged
-// conditions from the current status. It has no side effects.
+// fields. It keeps PodScheduled, the conditions of other writers
+// (DisruptionTarget, ...) and the transition times of unchanged conditions
+// from the current status. It has no side effects.
 func ComputePodStatus(in StatusInput) corev1alpha1.PodStatus {
 	pod := in.Pod
 	old := pod.Status
@@ -252,7 +253,7 @@ func ComputePodStatus(in StatusInput) corev1alpha1.PodStatus {
 		set(conditions.Ready, false, "", ReasonContainersNotReady, msg)
 	}
 	setProgress(&st)
-	sort.Slice(st.Conditions, func(i, j int) bool {
+	sort.SliceStable(st.Conditions, func(i, j int) bool {
 		return conditionOrder(st.Conditions[i].Type) < conditionOrder(st.Conditions[j].Type)
 	})
 
