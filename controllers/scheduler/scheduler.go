@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
@@ -455,20 +456,47 @@ func (s *Scheduler) bind(ctx context.Context, pi *podInfo, node string) error {
 	if err := s.client.Patch(ctx, pod, client.MergeFromWithOptions(pi.pod, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("binding pod %s to node %s: %w", pi.key, node, err)
 	}
-	err := s.patchStatus(ctx, pod, func(p *corev1alpha1.Pod) {
-		p.Status.NominatedNodeName = ""
-		meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
-			Type: corev1alpha1.PodScheduled, Status: metav1.ConditionTrue,
-			Reason: corev1alpha1.ReasonScheduled, Message: fmt.Sprintf("Bound to node %s", node),
-		})
-	})
-	if err != nil {
+	if err := s.setScheduled(ctx, pod, node); err != nil {
 		// The pod is bound; only its condition is missing. Say so, do not unbind.
 		ctrl.LoggerFrom(ctx).Error(err, "Setting PodScheduled failed", "pod", klog.KObj(pod))
 	}
 	s.recorder.Eventf(pod, nil, corev1.EventTypeNormal, "Scheduled", "Binding",
 		"Successfully assigned %s/%s to %s", pod.Namespace, pod.Name, node)
 	return nil
+}
+
+// setScheduled sets PodScheduled=True on a pod just bound to node. A pod
+// with a nominated node gets a merge patch that also clears it, guarded by
+// its resourceVersion. Any other pod gets a server-side apply of the one
+// condition: conditions are a map keyed by type, so the apply touches
+// only PodScheduled and needs no resourceVersion. The agent writes the
+// pod's status as soon as it sees spec.nodeName; a guarded patch would
+// then be refused with a conflict and cost a read and a second write.
+func (s *Scheduler) setScheduled(ctx context.Context, pod *corev1alpha1.Pod, node string) error {
+	cond := metav1.Condition{
+		Type: corev1alpha1.PodScheduled, Status: metav1.ConditionTrue,
+		Reason: corev1alpha1.ReasonScheduled, Message: fmt.Sprintf("Bound to node %s", node),
+	}
+	if pod.Status.NominatedNodeName != "" {
+		return s.patchStatus(ctx, pod, func(p *corev1alpha1.Pod) {
+			p.Status.NominatedNodeName = ""
+			meta.SetStatusCondition(&p.Status.Conditions, cond)
+		})
+	}
+	cond.LastTransitionTime = metav1.NewTime(s.clock.Now())
+	if old := meta.FindStatusCondition(pod.Status.Conditions, cond.Type); old != nil && old.Status == cond.Status {
+		cond.LastTransitionTime = old.LastTransitionTime
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": corev1alpha1.GroupVersion.String(),
+		"kind":       "Pod",
+		"metadata":   map[string]any{"name": pod.Name, "namespace": pod.Namespace},
+		"status": map[string]any{"conditions": []any{map[string]any{
+			"type": cond.Type, "status": string(cond.Status), "reason": cond.Reason, "message": cond.Message,
+			"lastTransitionTime": cond.LastTransitionTime.UTC().Format(time.RFC3339),
+		}}},
+	}}
+	return s.status.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(Name), client.ForceOwnership)
 }
 
 // patchStatus applies mutate to the pod's status with optimistic

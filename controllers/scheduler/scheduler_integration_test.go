@@ -163,9 +163,20 @@ var _ = Describe("Scheduler", func() {
 		Eventually(eventNotes(ns, "big", "FailedScheduling"), timeout, interval).Should(ContainElement(want))
 		Expect(nodeNameOf(pod)(Default)).To(BeEmpty())
 
+		// Another writer's condition survives the bind: the scheduler sets
+		// PodScheduled alone, by its key in the conditions map.
+		cur := get(pod)(Default)
+		orig := cur.DeepCopy()
+		meta.SetStatusCondition(&cur.Status.Conditions, metav1.Condition{Type: "Initialized", Status: metav1.ConditionTrue, Reason: "Test"})
+		Expect(k8sClient.Status().Patch(ctx, cur, client.MergeFrom(orig))).To(Succeed())
+
 		large := newNode(prefix+"large", "4")
 		Eventually(nodeNameOf(pod), timeout, interval).Should(Equal(large.Name))
-		Eventually(scheduledCondition(pod), timeout, interval).Should(HaveField("Status", metav1.ConditionTrue))
+		Eventually(scheduledCondition(pod), timeout, interval).Should(And(
+			HaveField("Status", metav1.ConditionTrue),
+			HaveField("Reason", corev1alpha1.ReasonScheduled),
+			HaveField("Message", "Bound to node "+large.Name)))
+		Expect(meta.FindStatusCondition(get(pod)(Default).Status.Conditions, "Initialized")).NotTo(BeNil())
 	})
 
 	It("retries an unschedulable pod when a pod on the node is deleted", func() {

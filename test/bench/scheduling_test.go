@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiff-dev/skiff/internal/controlplane"
 )
@@ -18,6 +19,17 @@ type scenario struct{ nodes, pods int }
 func (s scenario) String() string { return fmt.Sprintf("%dnodes-%dpods", s.nodes, s.pods) }
 
 var schedulingScenarios = []scenario{{100, 1000}, {1000, 5000}}
+
+// mustScrape reads the API server's request counters, for the writes per
+// pod each side makes while its pods are bound.
+func mustScrape(ctx context.Context, b *testing.B, cs kubernetes.Interface) requestTotals {
+	b.Helper()
+	t, err := scrapeRequests(ctx, cs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return t
+}
 
 // runUpstreamScheduling creates nodes kwok keeps Ready and pods that
 // kube-scheduler binds, and measures create-to-bound for every pod.
@@ -40,6 +52,7 @@ func runUpstreamScheduling(b *testing.B, sc scenario) result {
 		b.Fatal(err)
 	}
 	tracker := trackPods(ctx, corePods(cs, ns.Name))
+	before, cpu := mustScrape(ctx, b, cs), cpuSeconds()
 	created := make([]time.Time, sc.pods)
 	parallel(b, sc.pods, func(i int) error {
 		created[i] = time.Now()
@@ -47,6 +60,7 @@ func runUpstreamScheduling(b *testing.B, sc scenario) result {
 		return err
 	})
 	bound := tracker.waitBound(ctx, b, sc.pods)
+	fmt.Printf("%-40s upstream: %s\n    %s\n", b.Name()+":", writeSummary(before, mustScrape(ctx, b, cs), sc.pods), cpuSummary(cpu, cpuSeconds()))
 	byName := map[string]time.Time{}
 	for i, t := range created {
 		byName[fmt.Sprintf("pod-%d", i)] = t

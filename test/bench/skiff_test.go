@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -69,11 +71,26 @@ func startSkiffScheduler(ctx context.Context, b *testing.B, cfg *rest.Config, qp
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := scheduler.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache(), mgr.GetEventRecorder(scheduler.Name), clock.RealClock{}).WithStatusClient(status)
+	s := scheduler.New(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetCache(), mgr.GetEventRecorder(scheduler.Name), clock.RealClock{}).
+		WithStatusClient(status).WithParallelism(benchParallelism(b))
 	if err := s.SetupWithManager(mgr); err != nil {
 		b.Fatal(err)
 	}
 	go func() { _ = mgr.Start(ctx) }()
+}
+
+// benchParallelism is the scheduler's --scheduler-parallelism in the
+// benchmark: SKIFF_BENCH_SCHEDULER_PARALLELISM, or the shipped default.
+func benchParallelism(b *testing.B) int {
+	v := os.Getenv("SKIFF_BENCH_SCHEDULER_PARALLELISM")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		b.Fatalf("SKIFF_BENCH_SCHEDULER_PARALLELISM: %v", err)
+	}
+	return n
 }
 
 type discard struct{}
@@ -110,12 +127,15 @@ func runSkiffScheduling(b *testing.B, sc scenario) result {
 		b.Fatal(err)
 	}
 	tracker := trackPods(ctx, skiffPods(c, ns.Name))
+	cs := fastClient(b, cp.Config)
+	before, cpu := mustScrape(ctx, b, cs), cpuSeconds()
 	created := make([]time.Time, sc.pods)
 	parallel(b, sc.pods, func(i int) error {
 		created[i] = time.Now()
 		return c.Create(ctx, skiffPod(ns.Name, i))
 	})
 	bound := tracker.waitBound(ctx, b, sc.pods)
+	fmt.Printf("%-40s skiff: %s\n    %s\n", b.Name()+":", writeSummary(before, mustScrape(ctx, b, cs), sc.pods), cpuSummary(cpu, cpuSeconds()))
 	byName := map[string]time.Time{}
 	for i, t := range created {
 		byName[fmt.Sprintf("pod-%d", i)] = t

@@ -13,11 +13,12 @@ type result struct {
 	throughput float64 // pods per second, first create to last bind
 	p50, p99   time.Duration
 	total      time.Duration
+	created    time.Duration // first create to last create
 }
 
 func (r result) String() string {
-	return fmt.Sprintf("%d pods in %v: %.1f pods/s, create-to-bound p50 %v, p99 %v",
-		r.pods, r.total.Round(time.Millisecond), r.throughput, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond))
+	return fmt.Sprintf("%d pods in %v: %.1f pods/s, create-to-bound p50 %v, p99 %v; last created at %v",
+		r.pods, r.total.Round(time.Millisecond), r.throughput, r.p50.Round(time.Millisecond), r.p99.Round(time.Millisecond), r.created.Round(time.Millisecond))
 }
 
 // summarize computes the figures from when each pod was created and bound;
@@ -25,8 +26,11 @@ func (r result) String() string {
 func summarize(b *testing.B, created, bound map[string]time.Time) result {
 	b.Helper()
 	var lat []time.Duration
-	var first, last time.Time
+	var first, last, lastCreated time.Time
 	for name, c := range created {
+		if c.After(lastCreated) {
+			lastCreated = c
+		}
 		t, ok := bound[name]
 		if !ok {
 			b.Fatalf("pod %s was never bound (%d of %d bound)", name, len(bound), len(created))
@@ -42,7 +46,7 @@ func summarize(b *testing.B, created, bound map[string]time.Time) result {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	total := last.Sub(first)
 	return result{
-		pods: len(lat), total: total,
+		pods: len(lat), total: total, created: lastCreated.Sub(first),
 		throughput: float64(len(lat)) / total.Seconds(),
 		p50:        lat[len(lat)*50/100], p99: lat[min(len(lat)-1, len(lat)*99/100)],
 	}
