@@ -4,14 +4,18 @@
 # one pinned Kubernetes version, cached outside the clone.
 #
 #   hack/envtest.sh          # ensure the binaries, print the directory holding them
-#   hack/envtest.sh --bench  # also kube-scheduler, kubelet, kwok and etcd 3.6 (bench-etcd), which `make bench` uses
+#   hack/envtest.sh --bench  # also kube-scheduler, kubelet and kwok, which `make bench` uses
 #
 # Order of preference for each binary:
 #   1. already in the cache directory (a second run is instant);
-#   2. kube-apiserver, etcd, kubectl: the normal setup-envtest download;
+#   2. kube-apiserver, kubectl: the normal setup-envtest download;
 #   3. built from the k8s.io/kubernetes module at the pinned version
 #      (kube-controller-manager always comes from here: setup-envtest does not ship it);
-#   4. etcd: Debian's etcd-server package.
+#   4. etcd: built from the go.etcd.io/etcd/server/v3 module at ETCD_VERSION.
+#      Not Debian's etcd-server 3.4: it lacks RequestWatchProgress, so
+#      kube-apiserver's watch cache cannot learn that it is current, and lists
+#      and watches at a recent resourceVersion wait ("Too large resource
+#      version") while clients relist, tens of seconds late.
 #
 # Progress goes to stderr; stdout carries only the directory, so callers can do
 #   export KUBEBUILDER_ASSETS=$(hack/envtest.sh)
@@ -24,7 +28,7 @@ DIR="$CACHE_ROOT/envtest/$K8S_VERSION"
 SRC="$CACHE_ROOT/envtest/src-$K8S_VERSION"
 GO="${GO:-go}"
 KWOK_VERSION="${KWOK_VERSION:-v0.7.0}"
-BENCH_ETCD_VERSION="${BENCH_ETCD_VERSION:-v3.6.16}"
+ETCD_VERSION="${ETCD_VERSION:-${BENCH_ETCD_VERSION:-v3.6.16}}"
 
 log() { printf '[envtest %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -53,15 +57,19 @@ run() {
 
 have() { [ -x "$DIR/$1" ]; }
 
+# have_etcd: etcd in the cache is the pinned build (older caches linked
+# Debian's etcd there).
+have_etcd() { have "etcd-$ETCD_VERSION" && [ "$(readlink "$DIR/etcd" 2>/dev/null)" = "etcd-$ETCD_VERSION" ]; }
+
 all_present() {
-	have kube-apiserver && have kube-controller-manager && have etcd && have kubectl
+	have kube-apiserver && have kube-controller-manager && have_etcd && have kubectl
 }
 
 # try_download asks setup-envtest for the published envtest assets. It is
 # expected to fail where the download bucket cannot be reached; that is not an
 # error, the build below takes over.
 try_download() {
-	have kube-apiserver && have etcd && have kubectl && return 0
+	have kube-apiserver && have kubectl && return 0
 	local tool="$CACHE_ROOT/bin/setup-envtest"
 	if [ ! -x "$tool" ]; then
 		GOBIN="$CACHE_ROOT/bin" timeout 120 "$GO" install sigs.k8s.io/controller-runtime/tools/setup-envtest@v0.25.1 >/dev/null 2>&1 ||
@@ -69,7 +77,7 @@ try_download() {
 	fi
 	local out
 	if out=$(timeout 60 "$tool" use "$K8S_VERSION" --bin-dir "$CACHE_ROOT/setup-envtest" -p path 2>/dev/null) && [ -d "$out" ]; then
-		for b in kube-apiserver etcd kubectl; do
+		for b in kube-apiserver kubectl; do
 			have "$b" || cp "$out/$b" "$DIR/$b"
 		done
 		log "downloaded envtest assets $K8S_VERSION"
@@ -121,20 +129,10 @@ build() {
 }
 
 ensure_etcd() {
-	have etcd && return 0
-	if ! command -v etcd >/dev/null 2>&1; then
-		if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-			run "installing etcd-server (apt-get)" bash -c \
-				'export DEBIAN_FRONTEND=noninteractive; apt-get install -y -q etcd-server >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q etcd-server >/dev/null; }'
-			# The package may start a system etcd; tests run their own.
-			if command -v systemctl >/dev/null 2>&1; then systemctl disable --now etcd >/dev/null 2>&1 || true; fi
-			pkill -x -u etcd etcd 2>/dev/null || true
-		else
-			log "etcd is missing: install it with 'apt-get install etcd-server' (as root)"
-			return 1
-		fi
+	if ! have "etcd-$ETCD_VERSION"; then
+		run "building etcd $ETCD_VERSION from source (first time only)" build_etcd
 	fi
-	ln -sf "$(command -v etcd)" "$DIR/etcd"
+	ln -sfn "etcd-$ETCD_VERSION" "$DIR/etcd"
 }
 
 # ensure_bench_tools builds what the benchmarks run as upstream's reference:
@@ -149,21 +147,14 @@ ensure_bench_tools() {
 		run "building kwok $KWOK_VERSION (first time only)" bash -c \
 			"GOBIN='$DIR/.kwok' CGO_ENABLED=0 '$GO' install sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION && mv '$DIR/.kwok/kwok' '$DIR/kwok'"
 	fi
-	# kwok asks for streaming lists, which kube-apiserver refuses over
-	# Debian's etcd 3.4 (it lacks RequestWatchProgress); kwok would then see
-	# pods only when it relists, tens of seconds late. The benchmarks run
-	# their control plane on this etcd instead.
-	if ! have bench-etcd; then
-		run "building etcd $BENCH_ETCD_VERSION for the benchmarks (first time only)" build_etcd
-	fi
 }
 
 build_etcd() {
-	local src="$CACHE_ROOT/envtest/src-etcd-$BENCH_ETCD_VERSION"
+	local src="$CACHE_ROOT/envtest/src-etcd-$ETCD_VERSION"
 	mkdir -p "$src"
 	printf 'package main\n\nimport (\n\t"os"\n\n\t"go.etcd.io/etcd/server/v3/etcdmain"\n)\n\nfunc main() { etcdmain.Main(os.Args) }\n' >"$src/main.go"
-	printf 'module skiff.dev/etcd-build\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$BENCH_ETCD_VERSION" >"$src/go.mod"
-	(cd "$src" && GOFLAGS=-mod=mod CGO_ENABLED=0 "$GO" build -trimpath -o "$DIR/bench-etcd.tmp" . && mv "$DIR/bench-etcd.tmp" "$DIR/bench-etcd")
+	printf 'module skiff.dev/etcd-build\n\ngo 1.26\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >"$src/go.mod"
+	(cd "$src" && GOFLAGS=-mod=mod CGO_ENABLED=0 "$GO" build -trimpath -o "$DIR/etcd-$ETCD_VERSION.tmp" . && mv "$DIR/etcd-$ETCD_VERSION.tmp" "$DIR/etcd-$ETCD_VERSION")
 }
 
 main() {

@@ -54,7 +54,7 @@ func envInt(name string, def int) int {
 func startWorkloadEnv(ctx context.Context, b *testing.B, nodes int) *workloadEnv {
 	b.Helper()
 	ctrl.SetLogger(zap.New(zap.WriteTo(discard{})))
-	opts := controlplane.Options{EtcdPath: filepath.Join(assetsDir(), "bench-etcd")}
+	opts := controlplane.Options{}
 	if os.Getenv("SKIFF_BENCH_PPROF") != "" {
 		dir, err := os.MkdirTemp("", "skiff-bench-")
 		if err != nil {

@@ -90,7 +90,7 @@ func assetsDir() string {
 // the upstream binaries it compares against are missing.
 func requireBenchTools(b *testing.B) {
 	b.Helper()
-	for _, bin := range []string{"kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok", "bench-etcd"} {
+	for _, bin := range []string{"kube-apiserver", "etcd", "kube-controller-manager", "kube-scheduler", "kwok"} {
 		if _, err := os.Stat(filepath.Join(assetsDir(), bin)); err != nil {
 			b.Skipf("%s is missing: run `hack/envtest.sh --bench` (make bench does)", bin)
 		}
@@ -135,11 +135,6 @@ func startUpstreamControllers(b *testing.B, cp *controlplane.ControlPlane, contr
 // startKwok runs kwok for the core Nodes annotated kwok.x-k8s.io/node=fake,
 // with its default stages: nodes become Ready, pods Running and Ready at
 // once, pods of Jobs Succeeded once Running.
-//
-// kwok asks for streaming lists, which the API server refuses over
-// Debian's etcd 3.4 ("RequestWatchProgress is disabled"); kwok then sees
-// pods only when it relists, tens of seconds late. The workload benchmarks
-// therefore run their control plane on bench-etcd (etcd 3.6).
 func startKwok(b *testing.B, cp *controlplane.ControlPlane) {
 	b.Helper()
 	startProcess(b, filepath.Join(assetsDir(), "kwok"),
