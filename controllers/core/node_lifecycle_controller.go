@@ -23,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/internal/podstatus"
+	"github.com/skiff-dev/skiff/internal/podutil"
 )
 
 // PodNodeNameIndex indexes skiff Pods by spec.nodeName for the controllers
@@ -200,6 +202,17 @@ func (r *NodeLifecycleReconciler) evict(ctx context.Context, node *corev1alpha1.
 			continue
 		}
 		ctrl.LoggerFrom(ctx).Info("Evicting pod from tainted node", "pod", klog.KObj(pod))
+		// As upstream's taint eviction: DisruptionTarget says why the pod
+		// goes before it goes (Jobs' pod failure policies read it).
+		err := podstatus.Patch(ctx, r.freshReader(), r.client.Status(), pod, func(p *corev1alpha1.Pod) {
+			podutil.SetDisruptionTarget(p, podutil.ReasonDeletionByTaintManager, podutil.MessageDeletionByTaintManager)
+		})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("marking pod %s a disruption target: %w", klog.KObj(pod), err)
+		}
 		uid := pod.UID
 		if err := r.client.Delete(ctx, pod, client.Preconditions{UID: &uid}); err != nil && !apierrors.IsNotFound(err) {
 			return 0, fmt.Errorf("evicting pod %s from node %s: %w", klog.KObj(pod), node.Name, err)
@@ -208,6 +221,15 @@ func (r *NodeLifecycleReconciler) evict(ctx context.Context, node *corev1alpha1.
 			"Evicted from node %s: the pod does not tolerate its NoExecute taints %s", node.Name, noExecuteKeys(node.Spec.Taints))
 	}
 	return next, nil
+}
+
+// freshReader is the reader of a pod again after a conflict: the API
+// reader when set, the client otherwise.
+func (r *NodeLifecycleReconciler) freshReader() client.Reader {
+	if r.reader != nil {
+		return r.reader
+	}
+	return r.client
 }
 
 // markPodsNotReady sets Ready=False on the node's pods that still say

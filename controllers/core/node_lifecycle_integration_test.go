@@ -212,11 +212,31 @@ var _ = Describe("Node lifecycle", func() {
 		Consistently(exists(defaulted), time.Second, 250*time.Millisecond).Should(BeTrue())
 	})
 
-	It("evicts at once the pods that do not tolerate a NoExecute taint", func() {
+	It("evicts at once the pods that do not tolerate a NoExecute taint, marked DisruptionTarget first", func() {
 		startAgent(name, corev1.Taint{Key: "maintenance", Effect: corev1.TaintEffectNoExecute})
-		victim := podOn(ns, "victim", name)
 		tolerant := podOn(ns, "tolerant", name, corev1.Toleration{Key: "maintenance", Operator: corev1.TolerationOpExists})
+		victim := podOn(ns, "victim", name)
+		// A finalizer of its own keeps this one visible once deleted.
+		held := &corev1alpha1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "held", Namespace: ns, Finalizers: []string{"skiff.test/keep"}},
+			Spec:       corev1.PodSpec{NodeName: name, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+		}
+		Expect(k8sClient.Create(ctx, held)).To(Succeed())
 		Eventually(exists(victim), timeout, interval).Should(BeFalse())
+		Eventually(func(g Gomega) *metav1.Condition {
+			fresh := &corev1alpha1.Pod{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(held), fresh)).To(Succeed())
+			g.Expect(fresh.DeletionTimestamp).NotTo(BeNil())
+			return meta.FindStatusCondition(fresh.Status.Conditions, string(corev1.DisruptionTarget))
+		}, timeout, interval).Should(And(Not(BeNil()), HaveField("Status", metav1.ConditionTrue),
+			HaveField("Reason", "DeletionByTaintManager"), HaveField("Message", "Taint manager: deleting due to NoExecute taint")))
+		Eventually(func(g Gomega) {
+			fresh := &corev1alpha1.Pod{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(held), fresh)).To(Succeed())
+			fresh.Finalizers = nil
+			g.Expect(k8sClient.Update(ctx, fresh)).To(Succeed())
+		}, timeout, interval).Should(Succeed())
+		Eventually(exists(held), timeout, interval).Should(BeFalse())
 		Consistently(exists(tolerant), 2*time.Second, 250*time.Millisecond).Should(BeTrue())
 	})
 

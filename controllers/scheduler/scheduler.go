@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -29,6 +28,8 @@ import (
 	policyv1alpha1 "github.com/skiff-dev/skiff/api/policy/v1alpha1"
 	storagev1alpha1 "github.com/skiff-dev/skiff/api/storage/v1alpha1"
 	"github.com/skiff-dev/skiff/internal/kstatus"
+	"github.com/skiff-dev/skiff/internal/podstatus"
+	"github.com/skiff-dev/skiff/internal/podutil"
 )
 
 // Name is the scheduler's name in events and logs.
@@ -502,23 +503,7 @@ func (s *Scheduler) setScheduled(ctx context.Context, pod *corev1alpha1.Pod, nod
 // patchStatus applies mutate to the pod's status with optimistic
 // concurrency, reading the pod again when another writer got there first.
 func (s *Scheduler) patchStatus(ctx context.Context, pod *corev1alpha1.Pod, mutate func(*corev1alpha1.Pod)) error {
-	first := true
-	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		if !first {
-			fresh := &corev1alpha1.Pod{}
-			if err := s.apiReader.Get(ctx, client.ObjectKeyFromObject(pod), fresh); err != nil {
-				return err
-			}
-			pod = fresh
-		}
-		first = false
-		orig := pod.DeepCopy()
-		mutate(pod)
-		if equality.Semantic.DeepEqual(orig.Status, pod.Status) {
-			return nil
-		}
-		return s.status.Patch(ctx, pod, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{}))
-	})
+	return podstatus.Patch(ctx, s.apiReader, s.status, pod, mutate)
 }
 
 // reportUnschedulable sets PodScheduled=False with the reasons and records
@@ -595,11 +580,8 @@ func (s *Scheduler) setNominatedNodeName(ctx context.Context, pod *corev1alpha1.
 // a Preempted event on it.
 func (s *Scheduler) preemptVictim(ctx context.Context, pi, v *podInfo, node string) error {
 	err := s.patchStatus(ctx, v.pod.DeepCopy(), func(p *corev1alpha1.Pod) {
-		meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
-			Type: string(corev1.DisruptionTarget), Status: metav1.ConditionTrue, ObservedGeneration: p.Generation,
-			Reason:  corev1.PodReasonPreemptionByScheduler,
-			Message: fmt.Sprintf("%s: preempting to accommodate a higher priority pod", Name),
-		})
+		podutil.SetDisruptionTarget(p, corev1.PodReasonPreemptionByScheduler,
+			fmt.Sprintf("%s: preempting to accommodate a higher priority pod", Name))
 	})
 	if apierrors.IsNotFound(err) {
 		return nil

@@ -7,6 +7,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -76,16 +78,22 @@ var _ = Describe("kubectl skiff drain with PodDisruptionBudgets", Ordered, func(
 		Expect(err).NotTo(HaveOccurred())
 		var mu sync.Mutex
 		fewest := 3
+		// Each pod's DisruptionTarget condition when it was first seen
+		// being deleted: the eviction marks it before the delete.
+		marked := map[types.UID]*metav1.Condition{}
 		pw, err := testutils.WatchPods(ctx, wc, ns, func(pods map[types.UID]*corev1alpha1.Pod) {
+			mu.Lock()
+			defer mu.Unlock()
 			healthy := 0
-			for _, p := range pods {
+			for uid, p := range pods {
 				if podutil.IsReady(p) && p.DeletionTimestamp == nil {
 					healthy++
 				}
+				if _, seen := marked[uid]; !seen && p.DeletionTimestamp != nil {
+					marked[uid] = meta.FindStatusCondition(p.Status.Conditions, string(corev1.DisruptionTarget))
+				}
 			}
-			mu.Lock()
 			fewest = min(fewest, healthy)
-			mu.Unlock()
 		})
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(pw.Stop)
@@ -125,6 +133,13 @@ var _ = Describe("kubectl skiff drain with PodDisruptionBudgets", Ordered, func(
 		Expect(out).To(HaveSuffix("node/" + target + " drained\n"))
 		mu.Lock()
 		Expect(fewest).To(Equal(2), "ready pods fell below the budget's desiredHealthy during the drain")
+		Expect(marked).To(HaveLen(3))
+		for uid, c := range marked {
+			Expect(c).NotTo(BeNil(), "pod %s was deleted without DisruptionTarget", uid)
+			Expect(c.Status).To(Equal(metav1.ConditionTrue))
+			Expect(c.Reason).To(Equal("EvictionByEvictionAPI"))
+			Expect(c.Message).To(Equal("Eviction API: evicting"))
+		}
 		mu.Unlock()
 		Expect(pw.Events()).To(BeNumerically(">", 3))
 		var pods corev1alpha1.PodList

@@ -11,8 +11,13 @@
 // evict pod as it would violate the pod's disruption budget." while the
 // budget is spent, 500 when several budgets select the pod.
 //
-// The package reads pods and budgets and writes budget status and pod
-// deletions; it must not change pods otherwise.
+// Just before the delete the pod gets DisruptionTarget=True (reason
+// EvictionByEvictionAPI, "Eviction API: evicting"), as the API server's
+// eviction sets it, so a Job's pod failure policy can tell an eviction from
+// a crash.
+//
+// The package reads pods and budgets and writes budget status, that
+// condition and pod deletions; it must not change pods otherwise.
 package eviction
 
 import (
@@ -31,6 +36,7 @@ import (
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 	policyv1alpha1 "github.com/skiff-dev/skiff/api/policy/v1alpha1"
 	"github.com/skiff-dev/skiff/controllers/policy"
+	"github.com/skiff-dev/skiff/internal/podstatus"
 	"github.com/skiff-dev/skiff/internal/podutil"
 )
 
@@ -166,22 +172,39 @@ func checkAndDecrement(ctx context.Context, c client.Client, pdb *policyv1alpha1
 	return c.Status().Update(ctx, pdb)
 }
 
-// deletePod deletes the pod it was given (its UID) with the eviction's
-// options. With guardVersion the pod's resourceVersion is a precondition
-// too, so a pod that changed (turned ready) since it was judged is not
+// deletePod marks the pod it was given (its UID) DisruptionTarget and
+// deletes it with the eviction's options. With guardVersion the status
+// patch carries the resourceVersion read and is not retried, so a pod that
+// changed (turned ready) since it was judged is neither marked nor
 // deleted: when a budget let the pod go unspent that conflict becomes a
 // 429, as upstream, and the caller tries again; otherwise Evict reads the
-// pod again.
+// pod again. Without it a conflicting status write is merged again. The
+// delete then carries the pod's UID and, with guardVersion, the
+// resourceVersion the patch left.
 func deletePod(ctx context.Context, c client.Client, pod *corev1alpha1.Pod, opts Options, guardVersion bool, pdbName string) error {
-	pre := metav1.Preconditions{UID: &pod.UID}
+	uid := pod.UID
+	mark := func(p *corev1alpha1.Pod) {
+		if p.UID == uid {
+			podutil.SetDisruptionTarget(p, podutil.ReasonEvictionByEvictionAPI, podutil.MessageEvictionByEvictionAPI)
+		}
+	}
+	var err error
 	if guardVersion {
-		pre.ResourceVersion = &pod.ResourceVersion
+		err = podstatus.PatchOnce(ctx, c.Status(), pod, mark)
+	} else {
+		err = podstatus.Patch(ctx, c, c.Status(), pod, mark)
 	}
-	del := []client.DeleteOption{client.Preconditions(pre)}
-	if opts.GracePeriodSeconds != nil {
-		del = append(del, client.GracePeriodSeconds(*opts.GracePeriodSeconds))
+	if err == nil {
+		pre := metav1.Preconditions{UID: &uid}
+		if guardVersion {
+			pre.ResourceVersion = &pod.ResourceVersion
+		}
+		del := []client.DeleteOption{client.Preconditions(pre)}
+		if opts.GracePeriodSeconds != nil {
+			del = append(del, client.GracePeriodSeconds(*opts.GracePeriodSeconds))
+		}
+		err = c.Delete(ctx, pod, del...)
 	}
-	err := c.Delete(ctx, pod, del...)
 	if apierrors.IsConflict(err) && guardVersion && pdbName != "" {
 		return tooManyRequests(10, fmt.Sprintf("The disruption budget %s is still being processed by the server.", pdbName))
 	}

@@ -55,3 +55,27 @@ func IsActive(pod *corev1alpha1.Pod) bool {
 func IsScheduled(pod *corev1alpha1.Pod) bool {
 	return pod.Spec.NodeName != ""
 }
+
+// Reasons and messages of the DisruptionTarget condition, upstream's: the
+// eviction API's and the taint eviction's.
+const (
+	ReasonEvictionByEvictionAPI   = "EvictionByEvictionAPI"
+	MessageEvictionByEvictionAPI  = "Eviction API: evicting"
+	ReasonDeletionByTaintManager  = "DeletionByTaintManager"
+	MessageDeletionByTaintManager = "Taint manager: deleting due to NoExecute taint"
+)
+
+// SetDisruptionTarget sets DisruptionTarget=True with reason and message
+// on the pod's status, as a writer does just before it deletes the pod for
+// a disruption, so a Job's pod failure policy can tell why it went. The
+// transition time stays when the condition was already True. It tells
+// whether the status changed.
+func SetDisruptionTarget(pod *corev1alpha1.Pod, reason, message string) bool {
+	return meta.SetStatusCondition(&pod.Status.Conditions, metav1.Condition{
+		Type:               string(corev1.DisruptionTarget),
+		Status:             metav1.ConditionTrue,
+		ObservedGeneration: pod.Generation,
+		Reason:             reason,
+		Message:            message,
+	})
+}

@@ -60,3 +60,44 @@ func TestIsActive(t *testing.T) {
 		})
 	}
 }
+
+func TestSetDisruptionTarget(t *testing.T) {
+	then := metav1.NewTime(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
+	tests := map[string]struct {
+		conds       []metav1.Condition
+		wantChanged bool
+		wantSince   bool // the transition time stays then
+	}{
+		"no condition": {nil, true, false},
+		"already set":  {[]metav1.Condition{{Type: string(corev1.DisruptionTarget), Status: metav1.ConditionTrue, ObservedGeneration: 2, Reason: ReasonEvictionByEvictionAPI, Message: MessageEvictionByEvictionAPI, LastTransitionTime: then}}, false, true},
+		"other reason": {[]metav1.Condition{{Type: string(corev1.DisruptionTarget), Status: metav1.ConditionTrue, ObservedGeneration: 2, Reason: "PreemptionByScheduler", LastTransitionTime: then}}, true, true},
+		"was False":    {[]metav1.Condition{{Type: string(corev1.DisruptionTarget), Status: metav1.ConditionFalse, Reason: "X", LastTransitionTime: then}}, true, false},
+		"keeps others": {[]metav1.Condition{{Type: conditions.Ready, Status: metav1.ConditionTrue, Reason: "R", LastTransitionTime: then}}, true, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			pod := &corev1alpha1.Pod{}
+			pod.Generation = 2
+			pod.Status.Conditions = tc.conds
+			if got := SetDisruptionTarget(pod, ReasonEvictionByEvictionAPI, MessageEvictionByEvictionAPI); got != tc.wantChanged {
+				t.Errorf("changed = %v, want %v", got, tc.wantChanged)
+			}
+			var c *metav1.Condition
+			for i := range pod.Status.Conditions {
+				if pod.Status.Conditions[i].Type == string(corev1.DisruptionTarget) {
+					c = &pod.Status.Conditions[i]
+				}
+			}
+			if c == nil || c.Status != metav1.ConditionTrue || c.Reason != ReasonEvictionByEvictionAPI ||
+				c.Message != MessageEvictionByEvictionAPI || c.ObservedGeneration != 2 {
+				t.Fatalf("condition %+v", c)
+			}
+			if got := c.LastTransitionTime.Equal(&then); got != tc.wantSince {
+				t.Errorf("transition time kept = %v, want %v (%v)", got, tc.wantSince, c.LastTransitionTime)
+			}
+			if name == "keeps others" && len(pod.Status.Conditions) != 2 {
+				t.Errorf("conditions %+v", pod.Status.Conditions)
+			}
+		})
+	}
+}
