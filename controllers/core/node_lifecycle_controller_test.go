@@ -56,7 +56,7 @@ func TestReconcileOnInjectedClock(t *testing.T) {
 		})
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(objs...).
-		WithStatusSubresource(&corev1alpha1.Node{}).
+		WithStatusSubresource(&corev1alpha1.Node{}, &corev1alpha1.Pod{}).
 		WithIndex(&corev1alpha1.Pod{}, PodNodeNameIndex, func(o client.Object) []string { return []string{o.(*corev1alpha1.Pod).Spec.NodeName} }).
 		Build()
 	r := NewNodeLifecycleReconciler(c, events.NewFakeRecorder(100), clk, 40*time.Second, rate.NewLimiter(1, 1))
