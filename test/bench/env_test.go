@@ -54,27 +54,12 @@ func envInt(name string, def int) int {
 func startWorkloadEnv(ctx context.Context, b *testing.B, nodes int) *workloadEnv {
 	b.Helper()
 	ctrl.SetLogger(zap.New(zap.WriteTo(discard{})))
-	opts := controlplane.Options{}
-	if os.Getenv("SKIFF_BENCH_PPROF") != "" {
-		dir, err := os.MkdirTemp("", "skiff-bench-")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = os.RemoveAll(dir) })
-		opts.APIServerDebugSocket = filepath.Join(dir, "apiserver.sock")
-	}
-	cp, err := controlplane.Start(ctx, opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cp.Stop() })
-	fast := rest.CopyConfig(cp.Config)
-	fast.QPS, fast.Burst = 5000, 10000
+	cp, fast, debugSocket := startBenchControlPlane(ctx, b)
 	c, err := client.NewWithWatch(fast, client.Options{Scheme: scheme.New()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	env := &workloadEnv{cp: cp, c: c, cs: fastClient(b, cp.Config), debugSocket: opts.APIServerDebugSocket}
+	env := &workloadEnv{cp: cp, c: c, cs: fastClient(b, cp.Config), debugSocket: debugSocket}
 
 	// skiff-agent with the fake runtime and the client limits it ships
 	// with for this many nodes. Containers start at once and pods asking
@@ -223,3 +208,28 @@ func ratio(skiff, upstream time.Duration) float64 {
 }
 
 func secs(d time.Duration) string { return fmt.Sprintf("%.1fs", d.Seconds()) }
+
+// startBenchControlPlane starts the benchmark's API server (with a debug
+// socket for CPU profiles when SKIFF_BENCH_PPROF is set) and returns it with
+// a copy of its config whose client limits never hold the benchmark back,
+// and the debug socket's path ("" without SKIFF_BENCH_PPROF).
+func startBenchControlPlane(ctx context.Context, b *testing.B) (*controlplane.ControlPlane, *rest.Config, string) {
+	b.Helper()
+	opts := controlplane.Options{}
+	if os.Getenv("SKIFF_BENCH_PPROF") != "" {
+		dir, err := os.MkdirTemp("", "skiff-bench-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = os.RemoveAll(dir) })
+		opts.APIServerDebugSocket = filepath.Join(dir, "apiserver.sock")
+	}
+	cp, err := controlplane.Start(ctx, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cp.Stop() })
+	fast := rest.CopyConfig(cp.Config)
+	fast.QPS, fast.Burst = 5000, 10000
+	return cp, fast, opts.APIServerDebugSocket
+}

@@ -15,13 +15,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/skiff-dev/skiff/agent/pods"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
-	"github.com/skiff-dev/skiff/internal/controlplane"
 	"github.com/skiff-dev/skiff/internal/scheme"
 )
 
@@ -177,22 +175,7 @@ func BenchmarkPodWrites(b *testing.B) {
 	n := envInt("SKIFF_BENCH_PODS", 500)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	opts := controlplane.Options{}
-	if os.Getenv("SKIFF_BENCH_PPROF") != "" {
-		dir, err := os.MkdirTemp("", "skiff-bench-")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { _ = os.RemoveAll(dir) })
-		opts.APIServerDebugSocket = filepath.Join(dir, "apiserver.sock")
-	}
-	cp, err := controlplane.Start(ctx, opts)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cp.Stop() })
-	fast := rest.CopyConfig(cp.Config)
-	fast.QPS, fast.Burst = 5000, 10000
+	cp, fast, debugSocket := startBenchControlPlane(ctx, b)
 	c, err := client.New(fast, client.Options{Scheme: scheme.New()})
 	if err != nil {
 		b.Fatal(err)
@@ -204,8 +187,8 @@ func BenchmarkPodWrites(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		s := runPodWrites(ctx, b, cs, opts.APIServerDebugSocket, "skiff", skiffPodWrites(c, fmt.Sprintf("skiff-%d", i), n), n)
-		u := runPodWrites(ctx, b, cs, opts.APIServerDebugSocket, "upstream", corePodWrites(cs, fmt.Sprintf("upstream-%d", i), n), n)
+		s := runPodWrites(ctx, b, cs, debugSocket, "skiff", skiffPodWrites(c, fmt.Sprintf("skiff-%d", i), n), n)
+		u := runPodWrites(ctx, b, cs, debugSocket, "upstream", corePodWrites(cs, fmt.Sprintf("upstream-%d", i), n), n)
 		for _, path := range []string{"/apis/core.skiff.dev/v1alpha1/namespaces/skiff-%d/pods/pod-0", "/api/v1/namespaces/upstream-%d/pods/pod-0"} {
 			raw, err := cs.CoreV1().RESTClient().Get().AbsPath(fmt.Sprintf(path, i)).DoRaw(ctx)
 			if err != nil {
