@@ -212,6 +212,57 @@ func lastFailedPod(job *batchv1alpha1.Job, pods []*corev1alpha1.Pod, index int) 
 	return last
 }
 
+// delayedReleases are the failed pods of a Job with backoffLimitPerIndex
+// whose tracking finalizer must stay until their index has a replacement,
+// as upstream's getPodsWithDelayedDeletionPerIndex: the replacement's
+// failure-count annotations are read from the pod it replaces, so that pod
+// must not be deleted before then, or the index would start counting
+// again from 0. Such a pod is neither counted nor released yet; once the
+// replacement is active it is counted and released as any other. Only an
+// index that will be retried holds a pod back: not one done, failed, or
+// failed by this very pod, and nothing is held once the Job has reached
+// its end.
+func delayedReleases(job *batchv1alpha1.Job, pods, active []*corev1alpha1.Pod) map[types.UID]bool {
+	if job.Spec.BackoffLimitPerIndex == nil || !isIndexed(job) {
+		return nil
+	}
+	if end, _, _ := jobEnd(job); end != "" {
+		return nil
+	}
+	completions := int(ptrOr(job.Spec.Completions, 0))
+	done := parseIndexes(job.Status.CompletedIndexes, completions)
+	failed := parseIndexes(ptrOr(job.Status.FailedIndexes, ""), completions)
+	running := map[int]bool{}
+	for _, p := range active {
+		if idx, ok := completionIndex(p); ok {
+			running[idx] = true
+		}
+	}
+	waiting := map[int][]*corev1alpha1.Pod{} // failed pods of the indexes to retry
+	for _, p := range pods {
+		idx, ok := completionIndex(p)
+		if ok && idx < completions && !done[idx] && !failed[idx] && !running[idx] && podOutcome(job, p) == outcomeFailed {
+			waiting[idx] = append(waiting[idx], p)
+		}
+	}
+	var delayed map[types.UID]bool
+	for idx, group := range waiting {
+		last := lastFailedPod(job, group, idx)
+		if !hasTrackingFinalizer(last) {
+			continue
+		}
+		action, _, matched := matchFailurePolicy(job.Spec.PodFailurePolicy, last)
+		if (matched && action == batchv1.PodFailurePolicyActionFailJob) || indexFailed(job, last, action, matched) {
+			continue // its failure ends the index or the Job: no replacement comes
+		}
+		if delayed == nil {
+			delayed = map[types.UID]bool{}
+		}
+		delayed[last.UID] = true
+	}
+	return delayed
+}
+
 // indexFailureCounts are the failure-count annotations of an index's next
 // pod: those of the pod it replaces, plus that pod's own failure, counted
 // or, when the pod failure policy ignored it, ignored.

@@ -367,3 +367,87 @@ func TestReleaseExpectations(t *testing.T) {
 		t.Fatalf("pending after forget = %v", got)
 	}
 }
+
+func TestDelayedReleases(t *testing.T) {
+	failed := func(name string, idx int, failures string, code int32, at time.Duration) *corev1alpha1.Pod {
+		return tracked(withIndex(finished(name, code, at), idx, failures, ""))
+	}
+	running := func(name string, idx int) *corev1alpha1.Pod {
+		p := tracked(indexedPod(idx, corev1.PodRunning))
+		p.Name, p.UID = name, types.UID(name)
+		return p
+	}
+	failJobOn4 := batchv1.PodFailurePolicyRule{Action: batchv1.PodFailurePolicyActionFailJob,
+		OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{4}}}
+	failIndexOn5 := batchv1.PodFailurePolicyRule{Action: batchv1.PodFailurePolicyActionFailIndex,
+		OnExitCodes: &batchv1.PodFailurePolicyOnExitCodesRequirement{Operator: batchv1.PodFailurePolicyOnExitCodesOpIn, Values: []int32{5}}}
+	tests := map[string]struct {
+		job  *batchv1alpha1.Job
+		pods []*corev1alpha1.Pod
+		want []string
+	}{
+		"the failed pod of an index to retry stays": {
+			job: perIndexJob(2), pods: pods(failed("a", 0, "0", 1, 0)), want: []string{"a"},
+		},
+		"once its replacement runs it goes": {
+			job: perIndexJob(2), pods: pods(failed("a", 0, "0", 1, 0), running("b", 0)),
+		},
+		"only the index's latest failure stays": {
+			job:  perIndexJob(3),
+			pods: pods(failed("old", 1, "0", 1, 0), failed("new", 1, "1", 1, time.Second), tracked(finished("other", 0, 0))),
+			want: []string{"new"},
+		},
+		"a pod that used up the index's limit goes: the index has failed": {
+			job: perIndexJob(1), pods: pods(failed("a", 2, "1", 1, 0)),
+		},
+		"a FailIndex match goes": {
+			job: perIndexJob(3, failIndexOn5), pods: pods(failed("a", 2, "0", 5, 0)),
+		},
+		"a FailJob match goes": {
+			job: perIndexJob(3, failJobOn4), pods: pods(failed("a", 2, "0", 4, 0)),
+		},
+		"an ignored failure stays: its count moves on too": {
+			job: perIndexJob(3, ignoreExit3), pods: pods(failed("a", 3, "0", 3, 0)), want: []string{"a"},
+		},
+		"a released pod holds nothing back": {
+			job: perIndexJob(3), pods: pods(withIndex(finished("a", 1, 0), 0, "0", "")),
+		},
+		"indexes done or failed in status hold nothing back": {
+			job: func() *batchv1alpha1.Job {
+				j := perIndexJob(3)
+				j.Status.CompletedIndexes, j.Status.FailedIndexes = "0", ptr.To("1")
+				return j
+			}(),
+			pods: pods(failed("a", 0, "0", 1, 0), failed("b", 1, "0", 1, 0)),
+		},
+		"nothing is held once the Job is headed for its end": {
+			job: func() *batchv1alpha1.Job {
+				j := perIndexJob(3)
+				j.Status.Conditions = []metav1.Condition{{Type: batchv1alpha1.JobFailureTarget, Status: metav1.ConditionTrue}}
+				return j
+			}(),
+			pods: pods(failed("a", 0, "0", 1, 0)),
+		},
+		"nothing without backoffLimitPerIndex": {
+			job: jobWith(func(j *batchv1alpha1.Job) {
+				j.Spec.CompletionMode = ptr.To(batchv1.IndexedCompletion)
+				j.Spec.Completions = ptr.To[int32](4)
+			}),
+			pods: pods(failed("a", 0, "0", 1, 0)),
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			got := delayedReleases(tc.job, tc.pods, activePods(tc.job, tc.pods))
+			var names []string
+			for _, p := range tc.pods {
+				if got[p.UID] {
+					names = append(names, p.Name)
+				}
+			}
+			if diff := cmp.Diff(tc.want, names); diff != "" {
+				t.Errorf("delayed (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -90,6 +90,9 @@ type jobScope struct {
 	now  time.Time
 	// backoff is the Job's back-off record once its finished pods are recorded.
 	backoff backoffRecord
+	// satisfied tells whether the pods listed include every pod this
+	// controller created or deleted: only then may it create or delete more.
+	satisfied bool
 }
 
 // +kubebuilder:rbac:groups=batch.skiff.dev,resources=jobs,verbs=get;list;watch;update;patch;delete
@@ -116,7 +119,11 @@ func (r *JobReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.R
 		return ctrl.Result{}, r.releaseOrphans(ctx, req.NamespacedName, job.UID)
 	}
 
-	s := &jobScope{job: job, now: r.clock.Now()}
+	// Read the expectations before the cache, as upstream: a pod event
+	// that lands in between is then in the list. Read after, an event
+	// could satisfy them while the list still misses its pod, and the
+	// index or slot would get a second pod.
+	s := &jobScope{job: job, now: r.clock.Now(), satisfied: r.expectations.Satisfied(podcontrol.Key(job))}
 	if err := r.listPods(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -173,7 +180,8 @@ func (r *JobReconciler) listPods(ctx context.Context, s *jobScope) error {
 // counters. Each status write is a patch conditional on the
 // resourceVersion it was computed from, so two reconciles can never both
 // count a pod. The back-off record takes the new outcomes once status
-// holds them.
+// holds them. The last failed pod of an index that will be retried is
+// left alone until its replacement exists (delayedReleases).
 func (r *JobReconciler) trackFinishedPods(ctx context.Context, s *jobScope) error {
 	job := s.job
 	before := job.DeepCopy()
@@ -196,6 +204,8 @@ func (r *JobReconciler) trackFinishedPods(ctx context.Context, s *jobScope) erro
 		record = seedBackoffRecord(job, s.pods, isNew)
 		r.backoff.set(job, record)
 	}
+	// The last failed pod of an index to retry stays until its replacement exists.
+	delayed := delayedReleases(job, s.pods, activePods(job, s.pods))
 	var newSucceeded, newFailed []*corev1alpha1.Pod
 	var release []*corev1alpha1.Pod // finished pods whose finalizer may go
 	changed := false
@@ -207,10 +217,14 @@ func (r *JobReconciler) trackFinishedPods(ctx context.Context, s *jobScope) erro
 		if outcome == outcomeNone {
 			continue
 		}
-		release = append(release, pod)
 		if recorded(pod.UID) {
+			release = append(release, pod)
 			continue
 		}
+		if delayed[pod.UID] {
+			continue
+		}
+		release = append(release, pod)
 		switch outcome {
 		case outcomeSucceeded:
 			newSucceeded = append(newSucceeded, pod)
@@ -326,7 +340,7 @@ func (r *JobReconciler) syncJob(ctx context.Context, s *jobScope) (ctrl.Result, 
 	if job.Status.StartTime == nil {
 		job.Status.StartTime = &metav1.Time{Time: s.now}
 	}
-	if !r.expectations.Satisfied(podcontrol.Key(job)) {
+	if !s.satisfied {
 		return ctrl.Result{}, nil // the pod events we wait for wake us
 	}
 	return r.manageActive(ctx, s, active)

@@ -323,16 +323,27 @@ var _ = Describe("Job controller", func() {
 		}
 		Eventually(func() int32 { return getJob(job).Status.Failed }, wait, poll).Should(BeEquivalentTo(2))
 
-		// Index 0 fails again: 20 s for it, while index 1 runs on.
-		exitPodAt(runningOf("0")()[0], 1, fakeClock.Now())
-		Eventually(func() int32 { return getJob(job).Status.Failed }, wait, poll).Should(BeEquivalentTo(3))
+		// Index 0 fails again: 20 s for it, while index 1 runs on. Its failed
+		// pod is neither counted nor released until the replacement exists,
+		// as upstream: the replacement's failure count is read from it, so
+		// deleting it in the meantime must not reset the index's count.
+		second := runningOf("0")()[0]
+		exitPodAt(second, 1, fakeClock.Now())
+		Expect(k8sClient.Delete(ctx, second)).To(Succeed())
 		fakeClock.Step(11 * time.Second)
 		tickJob(job)
 		Consistently(runningOf("0"), time.Second, poll).Should(BeEmpty(), "index 0 waits 20 s after its second failure")
 		Expect(runningOf("1")()).To(HaveLen(1))
+		held := &corev1alpha1.Pod{}
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(second), held)).To(Succeed(), "the failed pod is held for its replacement")
+		Expect(held.Finalizers).To(ContainElement(batchv1alpha1.JobTrackingFinalizer))
+		Expect(getJob(job).Status.Failed).To(BeEquivalentTo(2), "not counted before it is released")
 		fakeClock.Step(10 * time.Second)
 		tickJob(job)
 		Eventually(runningOf("0"), wait, poll).Should(ConsistOf(HaveField("Annotations", HaveKeyWithValue(AnnotationIndexFailureCount, "2"))))
+		Eventually(func() int32 { return getJob(job).Status.Failed }, wait, poll).Should(BeEquivalentTo(3))
+		Eventually(func() error { return k8sClient.Get(ctx, client.ObjectKeyFromObject(second), held) }, wait, poll).Should(Satisfy(apierrors.IsNotFound), "released once replaced, and so deleted")
+		Consistently(func() int32 { return getJob(job).Status.Failed }, time.Second, poll).Should(BeEquivalentTo(3), "counted once")
 	})
 
 	It("fails with DeadlineExceeded after activeDeadlineSeconds and stops its pods", func() {
