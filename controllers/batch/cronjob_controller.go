@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -129,12 +130,25 @@ func (r *CronJobReconciler) listJobs(ctx context.Context, s *cronJobScope) error
 }
 
 // syncActive rebuilds status.active from the owned Jobs that have not
-// finished, and lastSuccessfulTime from those that completed.
+// finished, and lastSuccessfulTime from those that completed. A Job that
+// leaves the active list because it finished gets a SawCompletedJob
+// event, as upstream.
 func (r *CronJobReconciler) syncActive(_ context.Context, s *cronJobScope) (ctrl.Result, error) {
 	cj := s.cronJob
+	wasActive := map[types.UID]bool{}
+	for _, ref := range cj.Status.Active {
+		wasActive[ref.UID] = true
+	}
 	cj.Status.Active = nil
 	for _, job := range s.jobs {
 		finished, succeeded := jobFinished(job)
+		if finished && wasActive[job.UID] {
+			end := batchv1alpha1.JobFailed
+			if succeeded {
+				end = batchv1alpha1.JobComplete
+			}
+			r.recorder.Eventf(cj, job, corev1.EventTypeNormal, "SawCompletedJob", "Sync", "Saw completed job: %s, condition: %s", job.Name, end)
+		}
 		if !finished {
 			if job.DeletionTimestamp.IsZero() {
 				cj.Status.Active = append(cj.Status.Active, jobReference(job))
@@ -329,7 +343,14 @@ func jobFromTemplate(cj *batchv1alpha1.CronJob, scheduled time.Time) *batchv1alp
 	if job.Annotations == nil {
 		job.Annotations = map[string]string{}
 	}
-	job.Annotations[AnnotationScheduledTimestamp] = scheduled.UTC().Format(time.RFC3339)
+	// In the CronJob's time zone, as upstream writes it.
+	loc := time.UTC
+	if tz := cj.Spec.TimeZone; tz != nil {
+		if l, err := time.LoadLocation(*tz); err == nil {
+			loc = l
+		}
+	}
+	job.Annotations[AnnotationScheduledTimestamp] = scheduled.In(loc).Format(time.RFC3339)
 	return job
 }
 

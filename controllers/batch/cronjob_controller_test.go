@@ -176,6 +176,23 @@ var _ = Describe("CronJob controller", func() {
 			g.Expect(cj.Status.Active).To(BeEmpty())
 			g.Expect(cj.Status.LastSuccessfulTime).NotTo(BeNil())
 		}, 10*time.Second, 100*time.Millisecond).Should(Succeed())
+		Eventually(eventReasons(cj), 10*time.Second, 100*time.Millisecond).Should(ContainElement(ContainSubstring("SawCompletedJob: Saw completed job: " + want + ", condition: Complete")))
+	})
+
+	It("writes a Job's schedule time in the CronJob's time zone", func() {
+		ns := newNamespace()
+		cj := newCronJob(ns, "30 * * * *")
+		cj.Spec.TimeZone = ptr.To("Asia/Kolkata") // +05:30: the half hour is a full hour there
+		Expect(k8sClient.Create(ctx, cj)).To(Succeed())
+		scheduled := stepTo(cj, 1, time.Minute)
+		loc, err := time.LoadLocation("Asia/Kolkata")
+		Expect(err).NotTo(HaveOccurred())
+		name := fmt.Sprintf("cj-%d", scheduled.Unix()/60)
+		Eventually(jobsOf(cj), 10*time.Second, 100*time.Millisecond).Should(ConsistOf(name))
+		job := &batchv1alpha1.Job{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, job)).To(Succeed())
+		Expect(job.Annotations).To(HaveKeyWithValue(AnnotationScheduledTimestamp, scheduled.In(loc).Format(time.RFC3339)))
+		Expect(job.Annotations[AnnotationScheduledTimestamp]).To(HaveSuffix("+05:30"))
 	})
 
 	It("after downtime runs only the most recent missed schedule and says what it skipped", func() {
