@@ -218,6 +218,12 @@ func (r *CronJobReconciler) runSchedule(ctx context.Context, s *cronJobScope) (c
 	if times.recent.IsZero() {
 		return requeue, nil
 	}
+	if ran := jobOfScheduleTime(s.jobs, cj.Name, times.recent); ran != nil {
+		// The status read is older than this Job: the schedule time ran.
+		// Without this, Replace would delete the Job it just created.
+		cj.Status.LastScheduleTime = &metav1.Time{Time: times.recent}
+		return requeue, nil
+	}
 	if times.missed > 0 {
 		more := ""
 		if times.missed >= maxCountedMisses {
@@ -257,6 +263,18 @@ func (r *CronJobReconciler) runSchedule(ctx context.Context, s *cronJobScope) (c
 	cj.Status.Active = append(cj.Status.Active, jobReference(job))
 	cj.Status.LastScheduleTime = &metav1.Time{Time: times.recent}
 	return requeue, nil
+}
+
+// jobOfScheduleTime is the Job created for a schedule time, if the cache
+// has it.
+func jobOfScheduleTime(jobs []*batchv1alpha1.Job, cronJobName string, scheduled time.Time) *batchv1alpha1.Job {
+	name := jobNameFor(cronJobName, scheduled)
+	for _, job := range jobs {
+		if job.Name == name {
+			return job
+		}
+	}
+	return nil
 }
 
 func (r *CronJobReconciler) createJob(ctx context.Context, cj *batchv1alpha1.CronJob, scheduled time.Time) (*batchv1alpha1.Job, error) {

@@ -269,6 +269,10 @@ var _ = Describe("CronJob controller", func() {
 	It("never creates a schedule time's Job twice, even when it already exists", func() {
 		ns := newNamespace()
 		cj := newCronJob(ns, "0 * * * *")
+		// Replace is the hard case: the Job exists and runs, and status does
+		// not know it yet (a stale read after a create), so it must not be
+		// taken for the previous run and replaced.
+		cj.Spec.ConcurrencyPolicy = "Replace"
 		Expect(k8sClient.Create(ctx, cj)).To(Succeed())
 		// What a controller that crashed after creating the Job leaves behind.
 		at := cj.CreationTimestamp.Time.Truncate(time.Hour).Add(time.Hour)
@@ -282,5 +286,12 @@ var _ = Describe("CronJob controller", func() {
 			g.Expect(cj.Status.LastScheduleTime).NotTo(BeNil())
 		}, 10*time.Second, 100*time.Millisecond).Should(Succeed())
 		Expect(jobsOf(cj)()).To(ConsistOf(existing.Name))
+		tick(cj)
+		Consistently(func(g Gomega) {
+			job := &batchv1alpha1.Job{}
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(existing), job)).To(Succeed())
+			g.Expect(job.UID).To(Equal(existing.UID), "the same Job, never deleted and created again")
+			g.Expect(job.DeletionTimestamp).To(BeNil())
+		}, time.Second, 100*time.Millisecond).Should(Succeed())
 	})
 })
