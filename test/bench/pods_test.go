@@ -234,6 +234,20 @@ func (t *podTracker) waitBound(ctx context.Context, b *testing.B, want int) map[
 	return out
 }
 
+// firstSeen is when the watch delivered the first pod: how far the API
+// server's watch lags behind a flood of creations.
+func (t *podTracker) firstSeen() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var first time.Time
+	for _, c := range t.created {
+		if first.IsZero() || c.Before(first) {
+			first = c
+		}
+	}
+	return first
+}
+
 // live is the number of pods that exist now.
 func (t *podTracker) liveCount() int {
 	t.mu.Lock()

@@ -65,5 +65,5 @@ func runUpstreamScheduling(b *testing.B, sc scenario) result {
 	for i, t := range created {
 		byName[fmt.Sprintf("pod-%d", i)] = t
 	}
-	return summarize(b, byName, bound)
+	return summarize(b, byName, bound, tracker.firstSeen())
 }
