@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -39,13 +41,47 @@ type CronJobReconciler struct {
 	client   client.Client
 	clock    clock.PassiveClock
 	recorder recorder.EventRecorder
+	missed   *missedReports
+}
+
+// missedReports remembers, per CronJob, the latest schedule time whose
+// misses were reported, so each is reported once: a missed time is not
+// written to status (lastScheduleTime is when a Job last started, as
+// upstream), so every reconcile would find it again.
+type missedReports struct {
+	mu    sync.Mutex
+	times map[types.NamespacedName]missedReport
+}
+
+type missedReport struct {
+	uid types.UID
+	at  time.Time
+}
+
+// first tells whether the misses up to at are new for this CronJob, and
+// remembers them.
+func (m *missedReports) first(cj *batchv1alpha1.CronJob, at time.Time) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	key := types.NamespacedName{Namespace: cj.Namespace, Name: cj.Name}
+	if r, ok := m.times[key]; ok && r.uid == cj.UID && !at.After(r.at) {
+		return false
+	}
+	m.times[key] = missedReport{uid: cj.UID, at: at}
+	return true
+}
+
+func (m *missedReports) forget(key types.NamespacedName) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.times, key)
 }
 
 var _ reconcile.Reconciler = (*CronJobReconciler)(nil)
 
 // NewCronJobReconciler returns a reconciler that reads time from clk.
 func NewCronJobReconciler(c client.Client, clk clock.PassiveClock, rec recorder.EventRecorder) *CronJobReconciler {
-	return &CronJobReconciler{client: c, clock: clk, recorder: rec}
+	return &CronJobReconciler{client: c, clock: clk, recorder: rec, missed: &missedReports{times: map[types.NamespacedName]missedReport{}}}
 }
 
 // SetupWithManager registers the reconciler and its Job index.
@@ -82,6 +118,9 @@ type cronJobScope struct {
 func (r *CronJobReconciler) Reconcile(ctx context.Context, req ctrl.Request) (_ ctrl.Result, retErr error) {
 	cj := &batchv1alpha1.CronJob{}
 	if err := r.client.Get(ctx, req.NamespacedName, cj); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.missed.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !cj.DeletionTimestamp.IsZero() {
@@ -224,19 +263,13 @@ func (r *CronJobReconciler) runSchedule(ctx context.Context, s *cronJobScope) (c
 		cj.Status.LastScheduleTime = &metav1.Time{Time: times.recent}
 		return requeue, nil
 	}
-	if times.missed > 0 {
-		more := ""
-		if times.missed >= maxCountedMisses {
-			more = " or more"
-		}
-		r.recorder.Eventf(cj, nil, corev1.EventTypeWarning, "MissedSchedule", "Schedule",
-			"Skipped %d%s schedule times from %s on, running only the most recent, %s", times.missed, more,
-			times.firstMissed.UTC().Format(time.RFC3339), times.recent.UTC().Format(time.RFC3339))
+	late := tooLate(cj, times.recent, s.now)
+	if (times.missed > 0 || late) && r.missed.first(cj, times.recent) {
+		r.recorder.Eventf(cj, nil, corev1.EventTypeWarning, "MissedSchedule", "Schedule", "%s", missedMessage(cj, times, late))
 	}
-	if d := cj.Spec.StartingDeadlineSeconds; d != nil && times.recent.Add(time.Duration(*d)*time.Second).Before(s.now) {
-		r.recorder.Eventf(cj, nil, corev1.EventTypeWarning, "MissedSchedule", "Schedule",
-			"Missed the start of %s by more than startingDeadlineSeconds (%ds)", times.recent.UTC().Format(time.RFC3339), *d)
-		cj.Status.LastScheduleTime = &metav1.Time{Time: times.recent}
+	if late {
+		// Not written to lastScheduleTime, which says when a Job last
+		// started, as upstream.
 		return requeue, nil
 	}
 	switch cj.Spec.ConcurrencyPolicy {
@@ -263,6 +296,32 @@ func (r *CronJobReconciler) runSchedule(ctx context.Context, s *cronJobScope) (c
 	cj.Status.Active = append(cj.Status.Active, jobReference(job))
 	cj.Status.LastScheduleTime = &metav1.Time{Time: times.recent}
 	return requeue, nil
+}
+
+// missedMessage says which schedule times will not run: those skipped
+// before the most recent, and the most recent itself when it is too late.
+func missedMessage(cj *batchv1alpha1.CronJob, times scheduleTimes, late bool) string {
+	var parts []string
+	if times.missed > 0 {
+		more := ""
+		if times.missed >= maxCountedMisses {
+			more = " or more"
+		}
+		parts = append(parts, fmt.Sprintf("Skipped %d%s schedule times from %s on", times.missed, more, times.firstMissed.UTC().Format(time.RFC3339)))
+	}
+	recent := times.recent.UTC().Format(time.RFC3339)
+	if late {
+		parts = append(parts, fmt.Sprintf("Missed the start of %s by more than startingDeadlineSeconds (%ds)", recent, *cj.Spec.StartingDeadlineSeconds))
+	} else {
+		parts = append(parts, "running only the most recent, "+recent)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// tooLate tells whether a schedule time is past the CronJob's startingDeadlineSeconds.
+func tooLate(cj *batchv1alpha1.CronJob, scheduled, now time.Time) bool {
+	d := cj.Spec.StartingDeadlineSeconds
+	return d != nil && scheduled.Add(time.Duration(*d)*time.Second).Before(now)
 }
 
 // jobOfScheduleTime is the Job created for a schedule time, if the cache

@@ -209,9 +209,17 @@ var _ = Describe("CronJob controller", func() {
 		cj := newCronJob(ns, "0 * * * *")
 		cj.Spec.StartingDeadlineSeconds = ptr.To[int64](60)
 		Expect(k8sClient.Create(ctx, cj)).To(Succeed())
-		stepTo(cj, 1, 5*time.Minute)
+		missed := stepTo(cj, 1, 5*time.Minute)
 		Eventually(eventReasons(cj), 10*time.Second, 100*time.Millisecond).Should(ContainElement(ContainSubstring("more than startingDeadlineSeconds")))
 		Consistently(jobsOf(cj), time.Second, 200*time.Millisecond).Should(BeEmpty())
+		Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(cj), cj)).To(Succeed())
+		Expect(cj.Status.LastScheduleTime).To(BeNil(), "lastScheduleTime is when a Job last started, as upstream: a missed time is not one")
+
+		// The next schedule time, in time, runs, and the miss before it is named.
+		next := stepTo(cj, 2, 10*time.Second)
+		Eventually(jobsOf(cj), 10*time.Second, 100*time.Millisecond).Should(ConsistOf(fmt.Sprintf("cj-%d", next.Unix()/60)))
+		Eventually(eventReasons(cj), 10*time.Second, 100*time.Millisecond).Should(ContainElement(
+			ContainSubstring("Skipped 1 schedule times from " + missed.UTC().Format(time.RFC3339) + " on, running only the most recent")))
 	})
 
 	It("with concurrencyPolicy Forbid waits for the running Job", func() {
