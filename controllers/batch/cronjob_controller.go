@@ -235,11 +235,7 @@ func (r *CronJobReconciler) pruneHistory(ctx context.Context, s *cronJobScope) (
 // due, and asks to be called again at the next schedule time.
 func (r *CronJobReconciler) runSchedule(ctx context.Context, s *cronJobScope) (ctrl.Result, error) {
 	cj := s.cronJob
-	tz := ""
-	if cj.Spec.TimeZone != nil {
-		tz = *cj.Spec.TimeZone
-	}
-	sched, err := parseSchedule(cj.Spec.Schedule, tz)
+	sched, err := parseSchedule(cj.Spec.Schedule, ptrOr(cj.Spec.TimeZone, ""))
 	if err != nil {
 		// Admission refuses such schedules; this is a CronJob stored before the webhook ran.
 		r.recorder.Eventf(cj, nil, corev1.EventTypeWarning, "UnparseableSchedule", "Schedule", "Cannot run: %v", err)
@@ -420,12 +416,11 @@ func jobFromTemplate(cj *batchv1alpha1.CronJob, scheduled time.Time) *batchv1alp
 	if job.Annotations == nil {
 		job.Annotations = map[string]string{}
 	}
-	// In the CronJob's time zone, as upstream writes it.
-	loc := time.UTC
-	if tz := cj.Spec.TimeZone; tz != nil {
-		if l, err := time.LoadLocation(*tz); err == nil {
-			loc = l
-		}
+	// In the CronJob's time zone, as upstream writes it (runSchedule has
+	// parsed it already).
+	loc, err := timeZoneLocation(ptrOr(cj.Spec.TimeZone, ""))
+	if err != nil {
+		loc = time.UTC
 	}
 	job.Annotations[AnnotationScheduledTimestamp] = scheduled.In(loc).Format(time.RFC3339)
 	return job

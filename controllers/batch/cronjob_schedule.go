@@ -16,12 +16,9 @@ func parseSchedule(schedule, timeZone string) (cron.Schedule, error) {
 	if strings.Contains(schedule, "TZ=") {
 		return nil, fmt.Errorf("CRON_TZ and TZ are not allowed in the schedule; use spec.timeZone")
 	}
-	loc := time.UTC
-	if timeZone != "" {
-		var err error
-		if loc, err = time.LoadLocation(timeZone); err != nil {
-			return nil, fmt.Errorf("unknown time zone %q: %w", timeZone, err)
-		}
+	loc, err := timeZoneLocation(timeZone)
+	if err != nil {
+		return nil, err
 	}
 	sched, err := cron.ParseStandard(schedule)
 	if err != nil {
@@ -31,6 +28,19 @@ func parseSchedule(schedule, timeZone string) (cron.Schedule, error) {
 		spec.Location = loc
 	}
 	return sched, nil
+}
+
+// timeZoneLocation is the location of a CronJob's spec.timeZone; empty
+// means UTC, the zone skiff-controller-manager runs in.
+func timeZoneLocation(timeZone string) (*time.Location, error) {
+	if timeZone == "" {
+		return time.UTC, nil
+	}
+	loc, err := time.LoadLocation(timeZone)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q: %w", timeZone, err)
+	}
+	return loc, nil
 }
 
 // scheduleTimes is what a CronJob's schedule says about now.

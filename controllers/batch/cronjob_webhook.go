@@ -2,7 +2,6 @@ package batch
 
 import (
 	"context"
-	"time"
 
 	"github.com/robfig/cron/v3"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -45,7 +44,7 @@ func validateCronJob(cj *batchv1alpha1.CronJob) error {
 	var errs field.ErrorList
 	spec := field.NewPath("spec")
 	if tz := cj.Spec.TimeZone; tz != nil {
-		if _, err := time.LoadLocation(*tz); err != nil || *tz == "Local" {
+		if _, err := timeZoneLocation(*tz); err != nil || *tz == "Local" {
 			errs = append(errs, field.Invalid(spec.Child("timeZone"), *tz, "unknown time zone: use an IANA name such as Europe/Berlin or Etc/UTC"))
 		}
 	}

@@ -87,7 +87,9 @@ func (r *JobReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) 
 type jobScope struct {
 	job  *batchv1alpha1.Job
 	pods []*corev1alpha1.Pod
-	now  time.Time
+	// active are the pods that run or will run (activePods of pods).
+	active []*corev1alpha1.Pod
+	now    time.Time
 	// backoff is the Job's back-off record once its finished pods are recorded.
 	backoff backoffRecord
 	// satisfied tells whether the pods listed include every pod this
@@ -171,6 +173,7 @@ func (r *JobReconciler) listPods(ctx context.Context, s *jobScope) error {
 	for i := range list.Items {
 		s.pods = append(s.pods, &list.Items[i])
 	}
+	s.active = activePods(s.job, s.pods)
 	return nil
 }
 
@@ -205,7 +208,7 @@ func (r *JobReconciler) trackFinishedPods(ctx context.Context, s *jobScope) erro
 		r.backoff.set(job, record)
 	}
 	// The last failed pod of an index to retry stays until its replacement exists.
-	delayed := delayedReleases(job, s.pods, activePods(job, s.pods))
+	delayed := delayedReleases(job, s.pods, s.active)
 	var newSucceeded, newFailed []*corev1alpha1.Pod
 	var release []*corev1alpha1.Pod // finished pods whose finalizer may go
 	changed := false
@@ -295,8 +298,7 @@ func (r *JobReconciler) patchStatus(ctx context.Context, job, before *batchv1alp
 // syncJob decides whether the Job has met its success or failure criteria
 // and, if not, keeps the right number of pods running.
 func (r *JobReconciler) syncJob(ctx context.Context, s *jobScope) (ctrl.Result, error) {
-	job := s.job
-	active := activePods(job, s.pods)
+	job, active := s.job, s.active
 
 	if cond := meta.FindStatusCondition(job.Status.Conditions, batchv1alpha1.JobFailureTarget); cond == nil || cond.Status != metav1.ConditionTrue {
 		if reason, msg := failureCriteria(job, s.pods, s.now); reason != "" {
