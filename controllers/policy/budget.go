@@ -12,6 +12,7 @@ import (
 	"github.com/skiff-dev/skiff/api/conditions"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 	policyv1alpha1 "github.com/skiff-dev/skiff/api/policy/v1alpha1"
+	"github.com/skiff-dev/skiff/internal/kstatus"
 	"github.com/skiff-dev/skiff/internal/podutil"
 )
 
@@ -131,25 +132,14 @@ func SetReady(pdb *policyv1alpha1.PodDisruptionBudget, syncErr error) {
 	switch {
 	case syncErr != nil:
 		ready.Status, ready.Reason, ready.Message = metav1.ConditionFalse, policyv1.SyncFailedReason, syncErr.Error()
-		meta.SetStatusCondition(&st.Conditions, ready)
-		meta.RemoveStatusCondition(&st.Conditions, conditions.Reconciling)
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: conditions.Stalled, Status: metav1.ConditionTrue,
-			Reason: ready.Reason, Message: ready.Message, ObservedGeneration: pdb.Generation})
-		return
 	case st.CurrentHealthy < st.DesiredHealthy:
 		ready.Status, ready.Reason = metav1.ConditionFalse, policyv1.InsufficientPodsReason
 		ready.Message = fmt.Sprintf("Budget not met: %d healthy pods of %d desired", st.CurrentHealthy, st.DesiredHealthy)
-		meta.SetStatusCondition(&st.Conditions, ready)
-		meta.RemoveStatusCondition(&st.Conditions, conditions.Stalled)
-		meta.SetStatusCondition(&st.Conditions, metav1.Condition{Type: conditions.Reconciling, Status: metav1.ConditionTrue,
-			Reason: ready.Reason, Message: ready.Message, ObservedGeneration: pdb.Generation})
-		return
+	default:
+		ready.Status, ready.Reason = metav1.ConditionTrue, policyv1.SufficientPodsReason
+		ready.Message = fmt.Sprintf("Budget met: %d healthy pods of %d desired, %d disruptions allowed", st.CurrentHealthy, st.DesiredHealthy, st.DisruptionsAllowed)
 	}
-	ready.Status, ready.Reason = metav1.ConditionTrue, policyv1.SufficientPodsReason
-	ready.Message = fmt.Sprintf("Budget met: %d healthy pods of %d desired, %d disruptions allowed", st.CurrentHealthy, st.DesiredHealthy, st.DisruptionsAllowed)
-	meta.SetStatusCondition(&st.Conditions, ready)
-	meta.RemoveStatusCondition(&st.Conditions, conditions.Reconciling)
-	meta.RemoveStatusCondition(&st.Conditions, conditions.Stalled)
+	kstatus.SetReady(&st.Conditions, ready, kstatus.FromReady(ready, policyv1.SyncFailedReason))
 }
 
 // ComputeStatus writes the budget's status for the selected pods at now:
