@@ -28,9 +28,6 @@ func (cs *cycleState) clone() *cycleState {
 // supplies the node's labels and taints; its pods are not read.
 func (cs *cycleState) updateWithPod(ni *nodeInfo, e *podInfo, sign int) {
 	cs.updateSpread(cs.hardSpread, ni, e, sign)
-	for _, sc := range cs.hardSpread {
-		sc.refreshMin()
-	}
 	cs.updateInterPod(ni, e, sign)
 }
 
@@ -76,6 +73,7 @@ func (cs *cycleState) updateSpread(group []*spreadConstraint, ni *nodeInfo, e *p
 	for i, sc := range group {
 		if eligible[i] && cs.spreadMatches(sc, e) {
 			sc.counts[ni.core.Labels[sc.key]] += sign
+			sc.refreshMin() // only a constraint whose counts moved
 		}
 	}
 }
