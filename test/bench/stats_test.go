@@ -32,7 +32,8 @@ func (r result) String() string {
 func summarize(b *testing.B, created, bound map[string]time.Time, firstSeen time.Time) result {
 	b.Helper()
 	var lat []time.Duration
-	var first, last, lastCreated time.Time
+	var binds []time.Time
+	var first, lastCreated time.Time
 	for name, c := range created {
 		if c.After(lastCreated) {
 			lastCreated = c
@@ -42,20 +43,14 @@ func summarize(b *testing.B, created, bound map[string]time.Time, firstSeen time
 			b.Fatalf("pod %s was never bound (%d of %d bound)", name, len(bound), len(created))
 		}
 		lat = append(lat, t.Sub(c))
+		binds = append(binds, t)
 		if first.IsZero() || c.Before(first) {
 			first = c
 		}
-		if t.After(last) {
-			last = t
-		}
 	}
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	binds := make([]time.Time, 0, len(created))
-	for name := range created {
-		binds = append(binds, bound[name])
-	}
 	sort.Slice(binds, func(i, j int) bool { return binds[i].Before(binds[j]) })
-	total := last.Sub(first)
+	total := binds[len(binds)-1].Sub(first)
 	return result{
 		pods: len(lat), total: total, created: lastCreated.Sub(first),
 		throughput: float64(len(lat)) / total.Seconds(),

@@ -11,7 +11,6 @@ package nodeaccess_test
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -22,14 +21,13 @@ import (
 
 	"github.com/skiff-dev/skiff/internal/controlplane"
 	"github.com/skiff-dev/skiff/internal/manager"
-	"github.com/skiff-dev/skiff/internal/scheme"
 	"github.com/skiff-dev/skiff/test/utils"
 )
 
 var (
 	cp        *controlplane.ControlPlane
 	mgr       *utils.Manager
-	k8sClient client.Client
+	k8sClient client.WithWatch
 	clientset kubernetes.Interface
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -42,14 +40,8 @@ func TestNodeAccess(t *testing.T) {
 
 var _ = BeforeSuite(func() {
 	ctx, cancel = context.WithCancel(context.Background())
-	opts := controlplane.Options{}
-	if os.Getenv("SKIFF_TEST_VERBOSE") != "" {
-		opts.Output = GinkgoWriter
-	}
 	var err error
-	cp, err = controlplane.Start(ctx, opts)
-	Expect(err).NotTo(HaveOccurred())
-	k8sClient, err = client.New(cp.Config, client.Options{Scheme: scheme.New()})
+	cp, k8sClient, err = utils.StartControlPlane(ctx, controlplane.Options{}, GinkgoWriter)
 	Expect(err).NotTo(HaveOccurred())
 	clientset, err = kubernetes.NewForConfig(cp.Config)
 	Expect(err).NotTo(HaveOccurred())
