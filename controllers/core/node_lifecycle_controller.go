@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -23,13 +22,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/controllers/podcontrol"
 	"github.com/skiff-dev/skiff/internal/podstatus"
 	"github.com/skiff-dev/skiff/internal/podutil"
 )
-
-// PodNodeNameIndex indexes skiff Pods by spec.nodeName for the controllers
-// of this package.
-const PodNodeNameIndex = "core.skiff.dev/pod-node-name"
 
 // Default eviction rate: pods deleted per second, and burst.
 const (
@@ -175,7 +171,7 @@ func (r *NodeLifecycleReconciler) evict(ctx context.Context, node *corev1alpha1.
 		return 0, nil
 	}
 	pods := &corev1alpha1.PodList{}
-	if err := r.client.List(ctx, pods, client.MatchingFields{PodNodeNameIndex: node.Name}); err != nil {
+	if err := r.client.List(ctx, pods, client.MatchingFields{podcontrol.IndexPodNodeName: node.Name}); err != nil {
 		return 0, fmt.Errorf("listing pods of node %s: %w", node.Name, err)
 	}
 	var next time.Duration
@@ -236,7 +232,7 @@ func (r *NodeLifecycleReconciler) freshReader() client.Reader {
 // they are ready, as upstream's MarkPodsNotReady.
 func (r *NodeLifecycleReconciler) markPodsNotReady(ctx context.Context, node *corev1alpha1.Node) error {
 	pods := &corev1alpha1.PodList{}
-	if err := r.client.List(ctx, pods, client.MatchingFields{PodNodeNameIndex: node.Name}); err != nil {
+	if err := r.client.List(ctx, pods, client.MatchingFields{podcontrol.IndexPodNodeName: node.Name}); err != nil {
 		return fmt.Errorf("listing pods of node %s: %w", node.Name, err)
 	}
 	for i := range pods.Items {
@@ -279,7 +275,7 @@ func noExecuteKeys(taints []corev1.Taint) []string {
 // SetupWithManager registers the controller: Nodes, their Leases, and the
 // Pods on them.
 func (r *NodeLifecycleReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := IndexPodsByNode(context.Background(), mgr); err != nil {
+	if err := podcontrol.IndexPodsByNode(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	leaseToNode := handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
@@ -305,26 +301,4 @@ func (r *NodeLifecycleReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			DeleteFunc: func(event.DeleteEvent) bool { return false },
 		})).
 		Complete(r)
-}
-
-// podIndexed holds the managers whose caches have PodNodeNameIndex.
-var podIndexed sync.Map
-
-// IndexPodsByNode registers PodNodeNameIndex once per manager; every
-// controller of this package that lists a node's pods calls it.
-func IndexPodsByNode(ctx context.Context, mgr ctrl.Manager) error {
-	if _, done := podIndexed.LoadOrStore(mgr, true); done {
-		return nil
-	}
-	err := mgr.GetFieldIndexer().IndexField(ctx, &corev1alpha1.Pod{}, PodNodeNameIndex, func(o client.Object) []string {
-		if n := o.(*corev1alpha1.Pod).Spec.NodeName; n != "" {
-			return []string{n}
-		}
-		return nil
-	})
-	if err != nil {
-		podIndexed.Delete(mgr)
-		return fmt.Errorf("indexing pods by node: %w", err)
-	}
-	return nil
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/skiff-dev/skiff/api/conditions"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/controllers/podcontrol"
 	"github.com/skiff-dev/skiff/internal/scheme"
 )
 
@@ -57,7 +58,7 @@ func TestReconcileOnInjectedClock(t *testing.T) {
 	}
 	c := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(objs...).
 		WithStatusSubresource(&corev1alpha1.Node{}, &corev1alpha1.Pod{}).
-		WithIndex(&corev1alpha1.Pod{}, PodNodeNameIndex, func(o client.Object) []string { return []string{o.(*corev1alpha1.Pod).Spec.NodeName} }).
+		WithIndex(&corev1alpha1.Pod{}, podcontrol.IndexPodNodeName, func(o client.Object) []string { return []string{o.(*corev1alpha1.Pod).Spec.NodeName} }).
 		Build()
 	r := NewNodeLifecycleReconciler(c, events.NewFakeRecorder(100), clk, 40*time.Second, rate.NewLimiter(1, 1))
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Name: "n1"}}

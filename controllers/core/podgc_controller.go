@@ -24,6 +24,7 @@ import (
 
 	"github.com/skiff-dev/skiff/api/conditions"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/controllers/podcontrol"
 )
 
 // AgentFinalizer is the finalizer skiff-agent puts on the pods bound to
@@ -203,13 +204,13 @@ func (r *PodGCReconciler) nodeGone(ctx context.Context, name string) (bool, erro
 // or start terminating, and the pods of a Node whose readiness or taints
 // change or that is deleted.
 func (r *PodGCReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := IndexPodsByNode(context.Background(), mgr); err != nil {
+	if err := podcontrol.IndexPodsByNode(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	nodePods := func(all bool) handler.MapFunc {
 		return func(ctx context.Context, o client.Object) []reconcile.Request {
 			pods := &corev1alpha1.PodList{}
-			if err := mgr.GetClient().List(ctx, pods, client.MatchingFields{PodNodeNameIndex: o.GetName()}); err != nil {
+			if err := mgr.GetClient().List(ctx, pods, client.MatchingFields{podcontrol.IndexPodNodeName: o.GetName()}); err != nil {
 				ctrl.LoggerFrom(ctx).Error(err, "Listing the pods of a node failed", "node", o.GetName())
 				return nil
 			}

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/controllers/podcontrol"
 	"github.com/skiff-dev/skiff/internal/nodeid"
 )
 
@@ -29,9 +30,7 @@ const (
 	// node's name follows it.
 	NamePrefix = "skiff-node:"
 
-	// podNodeIndex indexes pods by spec.nodeName; roleNodeIndex indexes
-	// managed Roles and RoleBindings by their node.
-	podNodeIndex  = "nodeaccess.spec.nodeName"
+	// roleNodeIndex indexes managed Roles and RoleBindings by their node.
 	roleNodeIndex = "nodeaccess.node"
 )
 
@@ -62,7 +61,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	ctx = ctrl.LoggerInto(ctx, log)
 
 	pods := &corev1alpha1.PodList{}
-	if err := r.client.List(ctx, pods, client.MatchingFields{podNodeIndex: node}); err != nil {
+	if err := r.client.List(ctx, pods, client.MatchingFields{podcontrol.IndexPodNodeName: node}); err != nil {
 		return ctrl.Result{}, err
 	}
 	want := DesiredReferences(pods.Items)
@@ -212,12 +211,7 @@ func nodeOf(o client.Object) string {
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ctx := context.Background()
 	idx := mgr.GetFieldIndexer()
-	if err := idx.IndexField(ctx, &corev1alpha1.Pod{}, podNodeIndex, func(o client.Object) []string {
-		if n := o.(*corev1alpha1.Pod).Spec.NodeName; n != "" {
-			return []string{n}
-		}
-		return nil
-	}); err != nil {
+	if err := podcontrol.IndexPodsByNode(ctx, idx); err != nil {
 		return err
 	}
 	byNode := func(o client.Object) []string {
@@ -252,6 +246,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1alpha1.Pod{}, toNode, builder.WithPredicates(predicate.Funcs{
 			UpdateFunc: func(e event.UpdateEvent) bool {
 				o, n := e.ObjectOld.(*corev1alpha1.Pod), e.ObjectNew.(*corev1alpha1.Pod)
+				if o.Generation == n.Generation {
+					return false // no spec change: a status write, most of the updates
+				}
 				return o.Spec.NodeName != n.Spec.NodeName ||
 					!equality.Semantic.DeepEqual(PodReferences(&o.Spec), PodReferences(&n.Spec))
 			},

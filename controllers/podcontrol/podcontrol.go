@@ -40,20 +40,39 @@ var (
 // indexer, once per indexer and type however often it is called, so that
 // several areas (apps, batch) may ask for it.
 func IndexByController(ctx context.Context, indexer client.FieldIndexer, obj client.Object) error {
-	indexMu.Lock()
-	defer indexMu.Unlock()
-	key := fmt.Sprintf("%p/%T", indexer, obj)
-	if registered[key] {
-		return nil
-	}
-	err := indexer.IndexField(ctx, obj, IndexControllerUID, func(o client.Object) []string {
+	return indexOnce(ctx, indexer, obj, IndexControllerUID, func(o client.Object) []string {
 		if ref := metav1.GetControllerOf(o); ref != nil {
 			return []string{string(ref.UID)}
 		}
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("indexing %T by controller: %w", obj, err)
+}
+
+// IndexPodNodeName is the field index of skiff Pods by spec.nodeName;
+// register it with IndexPodsByNode.
+const IndexPodNodeName = "podcontrol.skiff.dev/pod-node-name"
+
+// IndexPodsByNode registers IndexPodNodeName on indexer, once per indexer
+// however often it is called, so that every controller listing a node's
+// pods (node lifecycle, pod garbage collection, node access) shares one.
+func IndexPodsByNode(ctx context.Context, indexer client.FieldIndexer) error {
+	return indexOnce(ctx, indexer, &corev1alpha1.Pod{}, IndexPodNodeName, func(o client.Object) []string {
+		if n := o.(*corev1alpha1.Pod).Spec.NodeName; n != "" {
+			return []string{n}
+		}
+		return nil
+	})
+}
+
+func indexOnce(ctx context.Context, indexer client.FieldIndexer, obj client.Object, field string, extract client.IndexerFunc) error {
+	indexMu.Lock()
+	defer indexMu.Unlock()
+	key := fmt.Sprintf("%p/%T/%s", indexer, obj, field)
+	if registered[key] {
+		return nil
+	}
+	if err := indexer.IndexField(ctx, obj, field, extract); err != nil {
+		return fmt.Errorf("indexing %T by %s: %w", obj, field, err)
 	}
 	registered[key] = true
 	return nil
