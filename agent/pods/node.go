@@ -27,6 +27,7 @@ import (
 
 	"github.com/skiff-dev/skiff/agent/cri"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
+	"github.com/skiff-dev/skiff/internal/podstatus"
 )
 
 // Finalizer is put on bound pods so that a pod object never disappears
@@ -414,49 +415,33 @@ func actionsString(a PodActions) string {
 	return strings.Join(parts, ", ")
 }
 
-// statusConflictRetries bounds the fresh reads after a status write
-// conflicts; the next sync tries again after that.
-const statusConflictRetries = 3
-
-// patchStatus writes st as a JSON merge patch with the pod's
-// resourceVersion as precondition. status.conditions is a list, so the
+// patchStatus writes st through podstatus.Patch: a JSON merge patch with
+// the pod's resourceVersion as precondition, the pod read afresh and the
+// status merged again on a conflict. status.conditions is a list, so the
 // patch replaces it whole: the list written is MergeConditions of the
 // pod's and st's, and the precondition makes sure the pod's conditions are
-// the API server's. On a conflict it reads the pod afresh and merges
-// again, so conditions other writers set (DisruptionTarget, PodScheduled)
-// are never dropped.
+// the API server's, so conditions other writers set (DisruptionTarget,
+// PodScheduled) are never dropped.
 func (n *Node) patchStatus(ctx context.Context, pod *corev1alpha1.Pod, ps *podState, st corev1alpha1.PodStatus) error {
 	if equality.Semantic.DeepEqual(st, pod.Status) && ps.status != nil {
 		return nil
 	}
-	base := pod
-	for attempt := 0; ; attempt++ {
-		updated := base.DeepCopy()
-		updated.Status = *st.DeepCopy()
-		updated.Status.Conditions = MergeConditions(base.Status.Conditions, st.Conditions)
-		err := n.opts.Client.Status().Patch(ctx, updated, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{}))
-		if err == nil {
-			st = updated.Status
-			break
+	stored := pod.DeepCopy()
+	err := podstatus.Patch(ctx, n.opts.Reader, n.opts.Client.Status(), stored, func(p *corev1alpha1.Pod) {
+		if p.UID != pod.UID {
+			return // deleted and created again under the same name: not this pod's status
 		}
-		if apierrors.IsNotFound(err) {
-			return nil
-		}
-		if !apierrors.IsConflict(err) || attempt >= statusConflictRetries {
-			return fmt.Errorf("patching the status of pod %s: %w", klog.KObj(pod), err)
-		}
-		fresh := &corev1alpha1.Pod{}
-		if err := n.opts.Reader.Get(ctx, client.ObjectKeyFromObject(pod), fresh); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil
-			}
-			return fmt.Errorf("reading pod %s after a status conflict: %w", klog.KObj(pod), err)
-		}
-		if fresh.UID != pod.UID {
-			return nil // Deleted and created again under the same name.
-		}
-		base = fresh
+		conditions := MergeConditions(p.Status.Conditions, st.Conditions)
+		p.Status = *st.DeepCopy()
+		p.Status.Conditions = conditions
+	})
+	if apierrors.IsNotFound(err) || (err == nil && stored.UID != pod.UID) {
+		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("patching the status of pod %s: %w", klog.KObj(pod), err)
+	}
+	st = stored.Status
 	observePodStart(ps, pod, st, n.opts.Now())
 	ps.status = st.DeepCopy()
 	return nil

@@ -1,8 +1,8 @@
-// Package podstatus writes the status of skiff Pods for writers other than
-// the pod's agent (scheduler, taint eviction, eviction), as upstream's
+// Package podstatus writes the status of skiff Pods for every writer (the
+// pod's agent, the scheduler, taint eviction, eviction), as upstream's
 // PatchPodStatus: a merge patch of the status subresource whose
-// resourceVersion is a precondition, so a status the agent or another
-// writer posted meanwhile is never overwritten.
+// resourceVersion is a precondition, so a status another writer posted
+// meanwhile is never overwritten.
 package podstatus
 
 import (
