@@ -266,14 +266,23 @@ func (n *Node) runtimeState(ctx context.Context) (name, version string, ready bo
 // against it, so that conditions someone else wrote (Ready=Unknown by the
 // node lifecycle controller) are corrected.
 func (n *Node) refreshStatus(ctx context.Context) error {
-	fresh := &corev1alpha1.Node{}
-	if err := n.opts.Client.Get(ctx, client.ObjectKey{Name: n.opts.Name}, fresh); err != nil {
-		return fmt.Errorf("reading node %s: %w", n.opts.Name, err)
+	fresh, err := n.readNode(ctx)
+	if err != nil {
+		return err
 	}
 	n.mu.Lock()
 	n.node = fresh
 	n.mu.Unlock()
 	return n.postStatus(ctx, true)
+}
+
+// readNode reads the Node as stored (the client does not cache).
+func (n *Node) readNode(ctx context.Context) (*corev1alpha1.Node, error) {
+	node := &corev1alpha1.Node{}
+	if err := n.opts.Client.Get(ctx, client.ObjectKey{Name: n.opts.Name}, node); err != nil {
+		return nil, fmt.Errorf("reading node %s: %w", n.opts.Name, err)
+	}
+	return node, nil
 }
 
 // postStatus computes the status and patches it when it changed, when
@@ -288,9 +297,9 @@ func (n *Node) postStatus(ctx context.Context, force bool) error {
 		// The full post is against the Node as stored, so a condition
 		// someone else changed (Ready=Unknown) is corrected, not left out
 		// of a patch computed against what this agent last wrote.
-		fresh := &corev1alpha1.Node{}
-		if err := n.opts.Client.Get(ctx, client.ObjectKey{Name: n.opts.Name}, fresh); err != nil {
-			return fmt.Errorf("reading node %s: %w", n.opts.Name, err)
+		fresh, err := n.readNode(ctx)
+		if err != nil {
+			return err
 		}
 		old = fresh
 	}
