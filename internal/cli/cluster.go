@@ -27,7 +27,6 @@ func (c cluster) containerdDir() string { return filepath.Join(c.agentRoot(), "c
 func (c cluster) containerdSock() string {
 	return filepath.Join(c.containerdDir(), "containerd.sock")
 }
-func (c cluster) clientCA() string { return filepath.Join(c.controlDir(), "client-ca.crt") }
 
 // nodeKubeconfig holds the agent's node identity (`skiff node credentials`).
 func (c cluster) nodeKubeconfig() string { return filepath.Join(c.dir, "node.kubeconfig") }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/skiff-dev/skiff/internal/nodeid"
 )
@@ -42,15 +41,7 @@ Secrets and ConfigMaps those pods use.`,
 			if err != nil {
 				return fmt.Errorf("loading kubeconfig: %w", err)
 			}
-			cs, err := kubernetes.NewForConfig(cfg)
-			if err != nil {
-				return err
-			}
-			creds, err := nodeid.Issue(cmd.Context(), cs, args[0], nodeid.Options{Expiration: expiration, Timeout: timeout})
-			if err != nil {
-				return err
-			}
-			raw, err := creds.Kubeconfig(cfg)
+			raw, err := issueNodeKubeconfig(cmd.Context(), cfg, args[0], nodeid.Options{Expiration: expiration, Timeout: timeout})
 			if err != nil {
 				return err
 			}

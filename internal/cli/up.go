@@ -234,9 +234,9 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	// 5. skiff-agent with a managed containerd, as its own node identity
 	// (system:skiff-node:<node>), never as the administrator. Its API
 	// (logs, exec) accepts the clients of the API server, the kubeconfig's
-	// user among them: the control plane keeps the client CA at
-	// c.clientCA().
-	if _, err := cp.ClientCAFile(); err != nil {
+	// user among them, by the control plane's client CA.
+	clientCA, err := cp.ClientCAFile()
+	if err != nil {
 		return err
 	}
 	if err := p.step(fmt.Sprintf("Issuing the credentials of node %s (%s)", state.NodeName, nodeid.UserName(state.NodeName)), func() error {
@@ -244,7 +244,7 @@ func runUp(ctx context.Context, out io.Writer, o upOptions) (err error) {
 	}); err != nil {
 		return err
 	}
-	agent, err := startAgent(c, state, agentBin, pauseBin, logs.agent)
+	agent, err := startAgent(c, state, agentBin, pauseBin, clientCA, logs.agent)
 	if err != nil {
 		return err
 	}
@@ -412,19 +412,25 @@ func writeUserKubeconfig(from, to string) error {
 // writeNodeKubeconfig issues node's credentials with the administrator's
 // config and writes them as a kubeconfig (mode 0600).
 func writeNodeKubeconfig(ctx context.Context, admin *rest.Config, node, path string) error {
-	cs, err := kubernetes.NewForConfig(admin)
-	if err != nil {
-		return err
-	}
-	creds, err := nodeid.Issue(ctx, cs, node, nodeid.Options{})
-	if err != nil {
-		return err
-	}
-	raw, err := creds.Kubeconfig(admin)
+	raw, err := issueNodeKubeconfig(ctx, admin, node, nodeid.Options{})
 	if err != nil {
 		return err
 	}
 	return os.WriteFile(path, raw, 0o600)
+}
+
+// issueNodeKubeconfig issues node's credentials through cfg's user (see
+// nodeid.Issue) and returns a kubeconfig that uses them.
+func issueNodeKubeconfig(ctx context.Context, cfg *rest.Config, node string, opts nodeid.Options) ([]byte, error) {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := nodeid.Issue(ctx, cs, node, opts)
+	if err != nil {
+		return nil, err
+	}
+	return creds.Kubeconfig(cfg)
 }
 
 // agentProcess is the skiff-agent process `skiff up` started.
@@ -433,7 +439,7 @@ type agentProcess struct {
 	done chan struct{}
 }
 
-func startAgent(c cluster, s *upState, bin, pause string, log io.Writer) (*agentProcess, error) {
+func startAgent(c cluster, s *upState, bin, pause, clientCA string, log io.Writer) (*agentProcess, error) {
 	cmd := exec.Command(bin,
 		"--kubeconfig", c.nodeKubeconfig(),
 		"--node-name", s.NodeName,
@@ -444,7 +450,7 @@ func startAgent(c cluster, s *upState, bin, pause string, log io.Writer) (*agent
 		"--service-cluster-ip-range", upServiceCIDR,
 		// The agent API on a free port (the Node publishes it), so that it
 		// never collides with a kubelet or another agent on this host.
-		"--port=0", "--client-ca-file", c.clientCA(),
+		"--port=0", "--client-ca-file", clientCA,
 		"-v=2",
 	)
 	cmd.Stdout, cmd.Stderr = log, log
