@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -334,10 +335,10 @@ func (s *Scheduler) scheduleOne(ctx context.Context, qp *queuedPod) {
 		log.V(4).Info("Pod does not fit", "reason", fe.Error(), "took", s.clock.Since(start))
 		// 4a. Preempt lower-priority pods if that makes room, then wait for
 		//     the victims to go; report why the pod waits.
-		s.preempt(ctx, pi, p)
+		nominated := s.preempt(ctx, pi, p)
 		s.queue.AddUnschedulable(qp, false)
 		observeAttempt(resultUnschedulable, s.clock.Since(start), qp.timestamp, s.clock.Now())
-		s.async(func() { s.reportUnschedulable(ctx, pi, fe) })
+		s.async(func() { s.reportUnschedulable(ctx, pi, fe, nominated) })
 		return
 	}
 	log.V(4).Info("Assumed pod", "node", node, "took", s.clock.Since(start))
@@ -506,14 +507,18 @@ func (s *Scheduler) patchStatus(ctx context.Context, pod *corev1alpha1.Pod, muta
 	return podstatus.Patch(ctx, s.apiReader, s.status, pod, mutate)
 }
 
-// reportUnschedulable sets PodScheduled=False with the reasons and records
-// a FailedScheduling event.
-func (s *Scheduler) reportUnschedulable(ctx context.Context, pi *podInfo, fe *fitError) {
+// reportUnschedulable sets PodScheduled=False with the reasons and, when
+// nominated is not nil, status.nominatedNodeName, in one status write as
+// upstream's handleSchedulingFailure; it records a FailedScheduling event.
+func (s *Scheduler) reportUnschedulable(ctx context.Context, pi *podInfo, fe *fitError, nominated *string) {
 	msg := fe.Error()
 	s.recorder.Eventf(pi.pod, nil, corev1.EventTypeWarning, "FailedScheduling", "Scheduling", "%s", msg)
 	err := s.patchStatus(ctx, pi.pod.DeepCopy(), func(p *corev1alpha1.Pod) {
 		if p.Spec.NodeName != "" {
 			return // bound meanwhile: the failure is history
+		}
+		if nominated != nil {
+			p.Status.NominatedNodeName = *nominated
 		}
 		meta.SetStatusCondition(&p.Status.Conditions, metav1.Condition{
 			Type: corev1alpha1.PodScheduled, Status: metav1.ConditionFalse,
@@ -530,15 +535,18 @@ func (s *Scheduler) reportUnschedulable(ctx context.Context, pi *podInfo, fe *fi
 // prepareCandidate: the preemptor's status.nominatedNodeName names the
 // node, each victim gets the DisruptionTarget condition, is deleted and
 // gets a Preempted event, and pods of lower priority nominated to the node
-// lose their nomination. With no candidate, a stale nomination is cleared.
-func (s *Scheduler) preempt(ctx context.Context, pi *podInfo, p preemption) {
+// lose their nomination. It returns the preemptor's nominatedNodeName to
+// write with its PodScheduled condition (reportUnschedulable): the node,
+// "" to clear a stale nomination when there is no candidate, or nil to
+// keep it.
+func (s *Scheduler) preempt(ctx context.Context, pi *podInfo, p preemption) (nominated *string) {
 	log := ctrl.LoggerFrom(ctx).WithValues("pod", klog.KObj(pi.pod))
 	cand := p.cand
 	if cand == nil {
 		if p.clearNomination && pi.pod.Status.NominatedNodeName != "" {
-			s.setNominatedNodeName(ctx, pi.pod, "")
+			return ptr.To("")
 		}
-		return
+		return nil
 	}
 	log = log.WithValues("node", cand.node)
 	names := make([]string, 0, len(cand.victims))
@@ -548,7 +556,6 @@ func (s *Scheduler) preempt(ctx context.Context, pi *podInfo, p preemption) {
 	log.V(2).Info("Preempting pods", "victims", names, "pdbViolations", cand.pdbViolations)
 	s.recorder.Eventf(pi.pod, nil, corev1.EventTypeNormal, "Preempting", "Preempting",
 		"Preempting %d pod(s) of lower priority on node %s to make room: %s", len(cand.victims), cand.node, strings.Join(names, ", "))
-	s.setNominatedNodeName(ctx, pi.pod, cand.node)
 	for _, v := range cand.victims {
 		if v.pod.DeletionTimestamp != nil {
 			continue // already going
@@ -558,19 +565,22 @@ func (s *Scheduler) preempt(ctx context.Context, pi *podInfo, p preemption) {
 		}
 	}
 	for _, n := range p.lowerNominated {
-		s.setNominatedNodeName(ctx, n.pod, "")
+		s.clearNomination(ctx, n.pod)
 	}
+	return ptr.To(cand.node)
 }
 
-// setNominatedNodeName sets or clears a pending pod's status.nominatedNodeName.
-func (s *Scheduler) setNominatedNodeName(ctx context.Context, pod *corev1alpha1.Pod, node string) {
+// clearNomination clears the status.nominatedNodeName of a pending pod
+// other than the one being scheduled (a lower-priority pod nominated to
+// the node a preemption takes).
+func (s *Scheduler) clearNomination(ctx context.Context, pod *corev1alpha1.Pod) {
 	err := s.patchStatus(ctx, pod.DeepCopy(), func(p *corev1alpha1.Pod) {
 		if p.Spec.NodeName == "" {
-			p.Status.NominatedNodeName = node
+			p.Status.NominatedNodeName = ""
 		}
 	})
 	if err != nil && !apierrors.IsNotFound(err) {
-		ctrl.LoggerFrom(ctx).Error(err, "Setting the nominated node failed", "pod", klog.KObj(pod), "node", node)
+		ctrl.LoggerFrom(ctx).Error(err, "Clearing the nominated node failed", "pod", klog.KObj(pod))
 	}
 }
 
