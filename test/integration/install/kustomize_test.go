@@ -2,8 +2,10 @@ package install_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -21,6 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/knftables"
@@ -71,14 +74,50 @@ func rulesOf(o interface{ UnstructuredContent() map[string]any }) []rbacv1.Polic
 
 // waitCRDsGone waits until no skiff CRD is left, so that the next install
 // does not meet a terminating one.
+// kube-apiserver can take minutes: its CRD finalizer backs off
+// exponentially while the custom resources' storage is (re)initializing
+// ("InstanceDeletionFailed ... storage is (re)initializing", seen in
+// operator-controller's e2e too, which waits 5 minutes). A CRD that stays
+// is described: its finalizers, its Terminating condition and the
+// instances it still has, with theirs.
 func waitCRDsGone() {
 	Eventually(func(g Gomega) {
 		list := &apiextensionsv1.CustomResourceDefinitionList{}
 		g.Expect(k8sClient.List(ctx, list)).To(Succeed())
-		for _, c := range list.Items {
-			g.Expect(c.Spec.Group).NotTo(HaveSuffix("skiff.dev"), c.Name)
+		var left []string
+		for i := range list.Items {
+			if c := &list.Items[i]; strings.HasSuffix(c.Spec.Group, "skiff.dev") {
+				left = append(left, describeCRD(c))
+			}
 		}
-	}).WithTimeout(2 * time.Minute).Should(Succeed())
+		g.Expect(left).To(BeEmpty())
+	}).WithTimeout(5 * time.Minute).WithPolling(time.Second).Should(Succeed())
+}
+
+// describeCRD says why a CRD is still there.
+func describeCRD(c *apiextensionsv1.CustomResourceDefinition) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s (deletionTimestamp %v, finalizers %v)", c.Name, c.DeletionTimestamp, c.Finalizers)
+	for _, cond := range c.Status.Conditions {
+		if cond.Type == apiextensionsv1.Terminating {
+			fmt.Fprintf(&b, " Terminating=%s %s: %s", cond.Status, cond.Reason, cond.Message)
+		}
+	}
+	for _, v := range c.Spec.Versions {
+		if !v.Storage {
+			continue
+		}
+		items := &unstructured.UnstructuredList{}
+		items.SetGroupVersionKind(schema.GroupVersionKind{Group: c.Spec.Group, Version: v.Name, Kind: c.Spec.Names.ListKind})
+		if err := k8sClient.List(ctx, items); err != nil {
+			fmt.Fprintf(&b, "; listing instances: %v", err)
+			continue
+		}
+		for _, o := range items.Items {
+			fmt.Fprintf(&b, "; instance %s/%s (deletionTimestamp %v, finalizers %v)", o.GetNamespace(), o.GetName(), o.GetDeletionTimestamp(), o.GetFinalizers())
+		}
+	}
+	return b.String()
 }
 
 var _ = Describe("config/default with kustomize", Ordered, func() {
