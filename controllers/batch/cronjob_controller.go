@@ -38,10 +38,11 @@ const AnnotationScheduledTimestamp = "batch.kubernetes.io/cronjob-scheduled-time
 // following concurrencyPolicy, startingDeadlineSeconds, suspend and the
 // history limits, as upstream's cronjob_controllerv2.
 type CronJobReconciler struct {
-	client   client.Client
-	clock    clock.PassiveClock
-	recorder recorder.EventRecorder
-	missed   *missedReports
+	client    client.Client
+	apiReader client.Reader // uncached: tells a missing Job from one the cache has not seen yet
+	clock     clock.PassiveClock
+	recorder  recorder.EventRecorder
+	missed    *missedReports
 }
 
 // missedReports remembers, per CronJob, the latest schedule time whose
@@ -80,8 +81,9 @@ func (m *missedReports) forget(key types.NamespacedName) {
 var _ reconcile.Reconciler = (*CronJobReconciler)(nil)
 
 // NewCronJobReconciler returns a reconciler that reads time from clk.
-func NewCronJobReconciler(c client.Client, clk clock.PassiveClock, rec recorder.EventRecorder) *CronJobReconciler {
-	return &CronJobReconciler{client: c, clock: clk, recorder: rec, missed: &missedReports{times: map[types.NamespacedName]missedReport{}}}
+// apiReader reads Jobs past the cache (the manager's APIReader).
+func NewCronJobReconciler(c client.Client, apiReader client.Reader, clk clock.PassiveClock, rec recorder.EventRecorder) *CronJobReconciler {
+	return &CronJobReconciler{client: c, apiReader: apiReader, clock: clk, recorder: rec, missed: &missedReports{times: map[types.NamespacedName]missedReport{}}}
 }
 
 // SetupWithManager registers the reconciler and its Job index.
@@ -171,14 +173,32 @@ func (r *CronJobReconciler) listJobs(ctx context.Context, s *cronJobScope) error
 // syncActive rebuilds status.active from the owned Jobs that have not
 // finished, and lastSuccessfulTime from those that completed. A Job that
 // leaves the active list because it finished gets a SawCompletedJob
-// event, as upstream.
-func (r *CronJobReconciler) syncActive(_ context.Context, s *cronJobScope) (ctrl.Result, error) {
+// event, as upstream. An active Job the cache does not hold is read from
+// the API server, as upstream: one that is there stays active (the cache
+// is behind), one that is gone leaves with a MissingJob event.
+func (r *CronJobReconciler) syncActive(ctx context.Context, s *cronJobScope) (ctrl.Result, error) {
 	cj := s.cronJob
+	cached := make(map[types.UID]bool, len(s.jobs))
+	for _, job := range s.jobs {
+		cached[job.UID] = true
+	}
 	wasActive := map[types.UID]bool{}
+	var unseen []corev1.ObjectReference
 	for _, ref := range cj.Status.Active {
 		wasActive[ref.UID] = true
+		if cached[ref.UID] {
+			continue
+		}
+		switch present, err := r.jobExists(ctx, ref); {
+		case err != nil:
+			return ctrl.Result{}, err
+		case present:
+			unseen = append(unseen, ref)
+		default:
+			r.recorder.Eventf(cj, nil, corev1.EventTypeNormal, "MissingJob", "Sync", "Active job went missing: %v", ref.Name)
+		}
 	}
-	cj.Status.Active = nil
+	cj.Status.Active = unseen
 	for _, job := range s.jobs {
 		finished, succeeded := jobFinished(job)
 		if finished && wasActive[job.UID] {
@@ -200,6 +220,20 @@ func (r *CronJobReconciler) syncActive(_ context.Context, s *cronJobScope) (ctrl
 		}
 	}
 	return ctrl.Result{}, nil
+}
+
+// jobExists reads the Job ref names from the API server and tells whether
+// it is still the Job ref points to.
+func (r *CronJobReconciler) jobExists(ctx context.Context, ref corev1.ObjectReference) (bool, error) {
+	job := &batchv1alpha1.Job{}
+	err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, job)
+	switch {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("reading active job %s/%s: %w", ref.Namespace, ref.Name, err)
+	}
+	return job.UID == ref.UID, nil
 }
 
 // pruneHistory deletes the oldest finished Jobs beyond the history limits.
@@ -276,11 +310,10 @@ func (r *CronJobReconciler) runSchedule(ctx context.Context, s *cronJobScope) (c
 			return requeue, nil
 		}
 	case "Replace":
-		for _, job := range s.jobs {
-			if finished, _ := jobFinished(job); !finished && job.DeletionTimestamp.IsZero() {
-				if err := r.deleteJob(ctx, cj, job, "SuccessfulDelete", "Deleted job %s to replace it (concurrencyPolicy Replace)"); err != nil {
-					return ctrl.Result{}, err
-				}
+		for _, ref := range cj.Status.Active {
+			job := &batchv1alpha1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name, UID: ref.UID}}
+			if err := r.deleteJob(ctx, cj, job, "SuccessfulDelete", "Deleted job %s to replace it (concurrencyPolicy Replace)"); err != nil {
+				return ctrl.Result{}, err
 			}
 		}
 		cj.Status.Active = nil
@@ -361,8 +394,11 @@ func (r *CronJobReconciler) createJob(ctx context.Context, cj *batchv1alpha1.Cro
 
 func (r *CronJobReconciler) deleteJob(ctx context.Context, cj *batchv1alpha1.CronJob, job *batchv1alpha1.Job, reason, format string) error {
 	ctrl.LoggerFrom(ctx).V(2).Info("Deleting job", "job", klog.KObj(job))
-	err := r.client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground))
-	if client.IgnoreNotFound(err) != nil {
+	err := r.client.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground), client.Preconditions{UID: &job.UID})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil // gone already, or the name is another Job's now
+	}
+	if err != nil {
 		return fmt.Errorf("deleting job %s: %w", klog.KObj(job), err)
 	}
 	r.recorder.Eventf(cj, job, corev1.EventTypeNormal, reason, "Delete", format, job.Name)

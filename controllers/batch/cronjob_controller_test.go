@@ -237,6 +237,29 @@ var _ = Describe("CronJob controller", func() {
 		Eventually(jobsOf(cj), 10*time.Second, 100*time.Millisecond).Should(HaveLen(2), "the waiting schedule runs once the first Job finished")
 	})
 
+	It("drops an active Job someone deleted with a MissingJob event, and Forbid no longer waits for it", func() {
+		ns := newNamespace()
+		cj := newCronJob(ns, "0 * * * *")
+		cj.Spec.ConcurrencyPolicy = "Forbid"
+		Expect(k8sClient.Create(ctx, cj)).To(Succeed())
+		first := stepTo(cj, 1, time.Minute)
+		name := fmt.Sprintf("cj-%d", first.Unix()/60)
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(cj), cj)).To(Succeed())
+			g.Expect(cj.Status.Active).To(ConsistOf(HaveField("Name", name)))
+		}, 10*time.Second, 100*time.Millisecond).Should(Succeed())
+
+		Expect(k8sClient.Delete(ctx, &batchv1alpha1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})).To(Succeed())
+		Eventually(eventReasons(cj), 10*time.Second, 100*time.Millisecond).Should(ContainElement("MissingJob: Active job went missing: " + name))
+		Eventually(func(g Gomega) {
+			g.Expect(k8sClient.Get(ctx, client.ObjectKeyFromObject(cj), cj)).To(Succeed())
+			g.Expect(cj.Status.Active).To(BeEmpty())
+		}, 10*time.Second, 100*time.Millisecond).Should(Succeed())
+
+		second := stepTo(cj, 2, time.Minute)
+		Eventually(jobsOf(cj), 10*time.Second, 100*time.Millisecond).Should(ConsistOf(fmt.Sprintf("cj-%d", second.Unix()/60)))
+	})
+
 	It("with concurrencyPolicy Replace replaces the running Job", func() {
 		ns := newNamespace()
 		cj := newCronJob(ns, "0 * * * *")

@@ -48,7 +48,7 @@ var _ = BeforeSuite(func() {
 	})
 	Expect(err).NotTo(HaveOccurred())
 	fakeClock = clocktesting.NewFakeClock(time.Now())
-	Expect(NewCronJobReconciler(mgr.GetClient(), fakeClock, mgr.GetEventRecorder("cronjob-controller")).SetupWithManager(mgr)).To(Succeed())
+	Expect(NewCronJobReconciler(mgr.GetClient(), mgr.GetAPIReader(), fakeClock, mgr.GetEventRecorder("cronjob-controller")).SetupWithManager(mgr)).To(Succeed())
 	Expect(CronJobValidator{}.SetupWebhookWithManager(mgr)).To(Succeed())
 	Expect(JobDefaulter{}.SetupWebhookWithManager(mgr)).To(Succeed())
 	Expect(NewJobReconciler(mgr.GetClient(), fakeClock, mgr.GetEventRecorder("job-controller")).SetupWithManager(ctx, mgr)).To(Succeed())

@@ -20,7 +20,7 @@ func setupBatch(mgr ctrl.Manager, opts Options) error {
 	if err := batch.NewJobReconciler(mgr.GetClient(), clk, mgr.GetEventRecorder("job-controller")).SetupWithManager(ctx, mgr); err != nil {
 		return err
 	}
-	if err := batch.NewCronJobReconciler(mgr.GetClient(), clk, mgr.GetEventRecorder("cronjob-controller")).SetupWithManager(mgr); err != nil {
+	if err := batch.NewCronJobReconciler(mgr.GetClient(), mgr.GetAPIReader(), clk, mgr.GetEventRecorder("cronjob-controller")).SetupWithManager(mgr); err != nil {
 		return err
 	}
 	if opts.Webhooks {
