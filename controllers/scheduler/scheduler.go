@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	storagev1 "k8s.io/api/storage/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -531,6 +532,10 @@ func (s *Scheduler) reportUnschedulable(ctx context.Context, pi *podInfo, fe *fi
 	}
 }
 
+// victimWorkers bounds how many victims of one preemption are marked and
+// deleted at once (upstream's parallelism).
+const victimWorkers = DefaultParallelism
+
 // preempt carries out what preemption decided, as upstream's
 // prepareCandidate: the preemptor's status.nominatedNodeName names the
 // node, each victim gets the DisruptionTarget condition, is deleted and
@@ -556,14 +561,22 @@ func (s *Scheduler) preempt(ctx context.Context, pi *podInfo, p preemption) (nom
 	log.V(2).Info("Preempting pods", "victims", names, "pdbViolations", cand.pdbViolations)
 	s.recorder.Eventf(pi.pod, nil, corev1.EventTypeNormal, "Preempting", "Preempting",
 		"Preempting %d pod(s) of lower priority on node %s to make room: %s", len(cand.victims), cand.node, strings.Join(names, ", "))
+	// The victims go in parallel, as upstream's prepareCandidate: each is
+	// two API round trips, and the scheduling goroutine waits for them.
+	var g errgroup.Group
+	g.SetLimit(victimWorkers)
 	for _, v := range cand.victims {
 		if v.pod.DeletionTimestamp != nil {
 			continue // already going
 		}
-		if err := s.preemptVictim(ctx, pi, v, cand.node); err != nil {
-			log.Error(err, "Preempting a victim failed", "victim", klog.KObj(v.pod))
-		}
+		g.Go(func() error {
+			if err := s.preemptVictim(ctx, pi, v, cand.node); err != nil {
+				log.Error(err, "Preempting a victim failed", "victim", klog.KObj(v.pod))
+			}
+			return nil
+		})
 	}
+	_ = g.Wait() // failures are logged: the preemptor's next cycle sees what stayed
 	for _, n := range p.lowerNominated {
 		s.clearNomination(ctx, n.pod)
 	}
