@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/skiff-dev/skiff/controllers/core"
 	"github.com/skiff-dev/skiff/controllers/scheduler"
 	"github.com/skiff-dev/skiff/internal/manager"
 )
@@ -26,6 +27,10 @@ func main() {
 	flag.IntVar(&opts.WebhookPort, "webhook-port", 9443, "Port of the admission webhook server.")
 	flag.StringVar(&opts.WebhookCertDir, "webhook-cert-dir", "/tmp/k8s-webhook-server/serving-certs", "Directory holding tls.crt and tls.key of the webhook server.")
 	flag.DurationVar(&opts.NodeMonitorGracePeriod, "node-monitor-grace-period", 40*time.Second, "How long a Node's Lease may go unrenewed before the Node is marked Ready=Unknown and tainted unreachable.")
+	flag.Float64Var(&opts.NodeDisruption.EvictionRate, "node-eviction-rate", core.UpstreamDisruptionOptions.EvictionRate, "Nodes per second that get their NoExecute taint (after which their pods are evicted) when they stop being ready, in a zone that is healthy, as kube-controller-manager's flag of that name.")
+	flag.Float64Var(&opts.NodeDisruption.SecondaryEvictionRate, "secondary-node-eviction-rate", core.UpstreamDisruptionOptions.SecondaryEvictionRate, "The same in an unhealthy zone; zones of --large-cluster-size-threshold nodes or fewer taint none then.")
+	flag.Float64Var(&opts.NodeDisruption.UnhealthyZoneThreshold, "unhealthy-zone-threshold", core.UpstreamDisruptionOptions.UnhealthyZoneThreshold, "Share of a zone's nodes (and at least three) that, not ready, make the zone unhealthy.")
+	flag.IntVar(&opts.NodeDisruption.LargeClusterSizeThreshold, "large-cluster-size-threshold", core.UpstreamDisruptionOptions.LargeClusterSizeThreshold, "Zone size above which an unhealthy zone still taints, at --secondary-node-eviction-rate.")
 	notReadySecs := flag.Int64("default-not-ready-toleration-seconds", 300, "tolerationSeconds of the node.kubernetes.io/not-ready:NoExecute toleration given to pods that have none, as kube-apiserver's flag of that name.")
 	unreachableSecs := flag.Int64("default-unreachable-toleration-seconds", 300, "tolerationSeconds of the node.kubernetes.io/unreachable:NoExecute toleration given to pods that have none, as kube-apiserver's flag of that name.")
 	flag.DurationVar(&opts.TerminatingPodGCDelay, "terminating-pod-gc-delay", time.Minute, "How long after its grace period a terminating pod on a NotReady node is force-deleted, so that its controller replaces it (a StatefulSet pod's name is free only then); its containers there are removed when the node returns. Zero means 1m; negative never, as upstream (only the node.kubernetes.io/out-of-service taint releases such pods).")

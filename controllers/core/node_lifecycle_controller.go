@@ -8,7 +8,9 @@ import (
 	"golang.org/x/time/rate"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -21,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	"github.com/skiff-dev/skiff/api/conditions"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 	"github.com/skiff-dev/skiff/controllers/podcontrol"
 	"github.com/skiff-dev/skiff/internal/podstatus"
@@ -43,6 +46,7 @@ type NodeLifecycleReconciler struct {
 	clock       clock.PassiveClock
 	gracePeriod time.Duration
 	evictions   *rate.Limiter
+	disruption  *disruption
 	tolerations DefaultTolerations
 	// reader, when set, reads a Lease afresh before a node is declared
 	// unreachable: the cached Lease may be older than the cached Node.
@@ -61,7 +65,14 @@ func NewNodeLifecycleReconciler(c client.Client, recorder events.EventRecorder, 
 		evictions = rate.NewLimiter(DefaultEvictionQPS, DefaultEvictionBurst)
 	}
 	return &NodeLifecycleReconciler{client: c, recorder: recorder, clock: clk, gracePeriod: gracePeriod, evictions: evictions,
-		tolerations: UpstreamDefaultTolerations}
+		disruption: newDisruption(UpstreamDisruptionOptions), tolerations: UpstreamDefaultTolerations}
+}
+
+// WithDisruption sets how fast NoExecute taints reach nodes that stopped
+// being ready, zone by zone (default: kube-controller-manager's).
+func (r *NodeLifecycleReconciler) WithDisruption(opts DisruptionOptions) *NodeLifecycleReconciler {
+	r.disruption = newDisruption(opts)
+	return r
 }
 
 // WithAPIReader makes the controller confirm with an uncached read that a
@@ -89,6 +100,9 @@ func (r *NodeLifecycleReconciler) WithDefaultTolerations(d DefaultTolerations) *
 func (r *NodeLifecycleReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	node := &corev1alpha1.Node{}
 	if err := r.client.Get(ctx, req.NamespacedName, node); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.disruption.forget(ctrl.LoggerFrom(ctx), req.Name, r.clock.Now())
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	log := ctrl.LoggerFrom(ctx).WithValues("node", klog.KObj(node))
@@ -137,14 +151,11 @@ func (r *NodeLifecycleReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		}
 	}
 
-	// 3. The lifecycle taints follow the node's health and pressure.
-	if taints, changed := desiredTaints(node.Spec.Taints, health, node.Status.Conditions, now); changed {
-		log.V(2).Info("Updating node taints", "health", health)
-		orig := node.DeepCopy()
-		node.Spec.Taints = taints
-		if err := r.client.Patch(ctx, node, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-			return ctrl.Result{}, fmt.Errorf("updating taints of node %s: %w", node.Name, err)
-		}
+	// 3. The lifecycle taints follow the node's health and pressure; the
+	// NoExecute ones as the disruption of the node's zone allows.
+	recheck, err := r.syncTaints(ctx, node, lease, health, now)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
 
 	// 4. Pods that do not tolerate the NoExecute taints are evicted in time.
@@ -153,15 +164,127 @@ func (r *NodeLifecycleReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		return ctrl.Result{}, err
 	}
 
-	// 5. Look again when the Lease would expire or the next eviction is due.
+	// 5. Look again when the Lease would expire, the zone may allow a
+	// taint, or the next eviction is due.
 	result := ctrl.Result{}
 	if health != nodeUnreachable {
 		result.RequeueAfter = untilExpiry + 10*time.Millisecond
 	}
-	if next > 0 && (result.RequeueAfter == 0 || next < result.RequeueAfter) {
-		result.RequeueAfter = next
+	for _, d := range []time.Duration{recheck, next} {
+		if d > 0 && (result.RequeueAfter == 0 || d < result.RequeueAfter) {
+			result.RequeueAfter = d
+		}
 	}
 	return result, nil
+}
+
+// syncTaints writes the lifecycle taints the node's health and pressure
+// call for, holding back NoExecute ones as the zone's disruption says, and
+// returns when to look again for the zone's sake.
+func (r *NodeLifecycleReconciler) syncTaints(ctx context.Context, node *corev1alpha1.Node, lease *coordinationv1.Lease, health nodeHealth, now time.Time) (time.Duration, error) {
+	log := ctrl.LoggerFrom(ctx)
+	if r.disruption.needsPriming() {
+		nodes := &corev1alpha1.NodeList{}
+		if err := r.client.List(ctx, nodes); err != nil {
+			return 0, fmt.Errorf("listing nodes: %w", err)
+		}
+		r.disruption.prime(log, nodes.Items, now)
+	}
+	r.disruption.observe(log, node.Name, zoneKey(node), nodeReady(node, health), now)
+	taints, _ := desiredTaints(node.Spec.Taints, health, node.Status.Conditions, now)
+	taints, recheck := r.gateNoExecute(node, taints, silentSince(node, lease, health), now)
+	if sameTaints(taints, node.Spec.Taints) {
+		return recheck, nil
+	}
+	log.V(2).Info("Updating node taints", "health", health)
+	orig := node.DeepCopy()
+	node.Spec.Taints = taints
+	if err := r.client.Patch(ctx, node, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return 0, fmt.Errorf("updating taints of node %s: %w", node.Name, err)
+	}
+	return recheck, nil
+}
+
+// gateNoExecute holds back the NoExecute lifecycle taints that taints
+// would add, as the disruption of the node's zone says, and lifts those
+// the node has in master disruption mode. It returns the taints to write
+// and, for a node that is not ready, when to look again: the zone's state
+// moves with other nodes.
+func (r *NodeLifecycleReconciler) gateNoExecute(node *corev1alpha1.Node, taints []corev1.Taint, since time.Time, now time.Time) ([]corev1.Taint, time.Duration) {
+	var recheck time.Duration
+	if !since.IsZero() {
+		recheck = disruptionRecheck
+	}
+	lifted := r.disruption.lifted()
+	// A node that has a NoExecute lifecycle taint swaps it (not-ready to
+	// unreachable and back) at once, as upstream; only a first one waits.
+	tainted, adds := false, false
+	for _, t := range node.Spec.Taints {
+		tainted = tainted || isNoExecuteLifecycleTaint(t)
+	}
+	for _, t := range taints {
+		adds = adds || (!tainted && isNoExecuteLifecycleTaint(t))
+	}
+	if !lifted && !adds {
+		return taints, recheck
+	}
+	if !lifted {
+		ok, wait := r.disruption.allowTaint(zoneKey(node), since, r.gracePeriod, now)
+		if ok {
+			return taints, recheck
+		}
+		recheck = wait
+	}
+	kept := make([]corev1.Taint, 0, len(taints))
+	for _, t := range taints {
+		if !isNoExecuteLifecycleTaint(t) || (!lifted && hasTaint(node.Spec.Taints, t)) {
+			kept = append(kept, t)
+		}
+	}
+	return kept, recheck
+}
+
+// silentSince is when a node that is not ready stopped being so: its last
+// heartbeat when unreachable, its Ready condition's transition when it
+// reports not ready; zero for a ready node.
+func silentSince(node *corev1alpha1.Node, lease *coordinationv1.Lease, health nodeHealth) time.Time {
+	switch health {
+	case nodeUnreachable:
+		return lastHeartbeat(node, lease)
+	case nodeNotReady:
+		if c := meta.FindStatusCondition(node.Status.Conditions, conditions.Ready); c != nil {
+			return c.LastTransitionTime.Time
+		}
+		return node.CreationTimestamp.Time
+	}
+	return time.Time{}
+}
+
+func isNoExecuteLifecycleTaint(t corev1.Taint) bool {
+	return t.Effect == corev1.TaintEffectNoExecute && isLifecycleTaint(t)
+}
+
+// sameTaints tells whether two taint lists are the same, an empty list
+// being the same as none.
+func sameTaints(a, b []corev1.Taint) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !equality.Semantic.DeepEqual(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasTaint(taints []corev1.Taint, t corev1.Taint) bool {
+	for _, c := range taints {
+		if c.Key == t.Key && c.Effect == t.Effect {
+			return true
+		}
+	}
+	return false
 }
 
 // evict deletes the node's pods whose tolerations ran out, within the

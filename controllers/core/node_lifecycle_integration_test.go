@@ -167,10 +167,14 @@ func secs(s int64) *int64 { return &s }
 
 var _ = Describe("Node lifecycle", func() {
 	var ns, name string
+	var steady *agent
 
 	BeforeEach(func() {
 		nodeCount++
 		name = fmt.Sprintf("lc-%d", nodeCount)
+		// Another node stays ready: while no node is, the controller adds
+		// no NoExecute taint (master disruption mode, as upstream).
+		steady = startAgent(name + "-steady")
 		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "lifecycle-"}}
 		Expect(k8sClient.Create(ctx, n)).To(Succeed())
 		ns = n.Name
@@ -210,6 +214,34 @@ var _ = Describe("Node lifecycle", func() {
 		setReady(a.node, metav1.ConditionTrue)
 		Eventually(taintKeys(name), timeout, interval).Should(BeEmpty())
 		Consistently(exists(defaulted), time.Second, 250*time.Millisecond).Should(BeTrue())
+	})
+
+	It("adds no NoExecute taint and evicts nothing while no node at all is ready, and taints a grace period after one is", func() {
+		a := startAgent(name)
+		pod := podOn(ns, "kept", name, corev1.Toleration{Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists,
+			Effect: corev1.TaintEffectNoExecute, TolerationSeconds: secs(0)})
+
+		By("both agents stop")
+		a.stop()
+		steady.stop()
+		for _, n := range []string{name, steady.node.Name} {
+			Eventually(taintKeys(n), timeout, interval).Should(ConsistOf(corev1.TaintNodeUnreachable + ":NoSchedule"))
+		}
+		Consistently(taintKeys(name), 2*gracePeriod, 250*time.Millisecond).Should(ConsistOf(corev1.TaintNodeUnreachable+":NoSchedule"),
+			"every node is silent: more likely the controller's view than every node at once")
+		Expect(exists(pod)()).To(BeTrue())
+
+		By("one node is back: the silent one is tainted after a fresh grace period, and its pod goes")
+		back := time.Now()
+		steady.resume()
+		Eventually(func(g Gomega) {
+			lease := &coordinationv1.Lease{}
+			g.Expect(k8sClient.Get(ctx, types.NamespacedName{Namespace: core.NodeLeaseNamespace, Name: steady.node.Name}, lease)).To(Succeed())
+			g.Expect(lease.Spec.RenewTime.Time).To(BeTemporally(">", back))
+		}, timeout, interval).Should(Succeed())
+		setReady(steady.node, metav1.ConditionTrue) // as an agent posts its status once it reaches the API server
+		Eventually(taintKeys(name), timeout, interval).Should(ContainElement(corev1.TaintNodeUnreachable + ":NoExecute"))
+		Eventually(exists(pod), timeout, interval).Should(BeFalse())
 	})
 
 	It("evicts at once the pods that do not tolerate a NoExecute taint, marked DisruptionTarget first", func() {
@@ -299,6 +331,7 @@ var _ = Describe("Node loss", func() {
 	BeforeEach(func() {
 		nodeCount++
 		name = fmt.Sprintf("loss-%d", nodeCount)
+		startAgent(name + "-steady") // as in Node lifecycle
 		n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "nodeloss-"}}
 		Expect(k8sClient.Create(ctx, n)).To(Succeed())
 		ns = n.Name

@@ -23,6 +23,7 @@ import (
 	batchv1alpha1 "github.com/skiff-dev/skiff/api/batch/v1alpha1"
 	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 	storagev1alpha1 "github.com/skiff-dev/skiff/api/storage/v1alpha1"
+	"github.com/skiff-dev/skiff/controllers/core"
 	"github.com/skiff-dev/skiff/internal/scheme"
 )
 
@@ -68,6 +69,10 @@ type Options struct {
 	// before the Node is marked Ready=Unknown and tainted unreachable;
 	// zero means 40s.
 	NodeMonitorGracePeriod time.Duration
+	// NodeDisruption sets how fast nodes that stopped being ready get
+	// their NoExecute taints, zone by zone; the zero value means
+	// kube-controller-manager's defaults (core.UpstreamDisruptionOptions).
+	NodeDisruption core.DisruptionOptions
 	// DefaultNotReadyTolerationSeconds and DefaultUnreachableTolerationSeconds
 	// are the tolerationSeconds pods get for the not-ready and unreachable
 	// NoExecute taints when they have no toleration of their own, as

@@ -31,8 +31,13 @@ func init() {
 		if opts.DefaultUnreachableTolerationSeconds != nil {
 			tolerations.Unreachable = *opts.DefaultUnreachableTolerationSeconds
 		}
+		disruption := opts.NodeDisruption
+		if disruption == (core.DisruptionOptions{}) {
+			disruption = core.UpstreamDisruptionOptions
+		}
 		if err := core.NewNodeLifecycleReconciler(mgr.GetClient(), mgr.GetEventRecorder("node-lifecycle-controller"),
-			clock.RealClock{}, opts.NodeMonitorGracePeriod, nil).WithDefaultTolerations(tolerations).WithAPIReader(mgr.GetAPIReader()).SetupWithManager(mgr); err != nil {
+			clock.RealClock{}, opts.NodeMonitorGracePeriod, nil).WithDefaultTolerations(tolerations).WithDisruption(disruption).
+			WithAPIReader(mgr.GetAPIReader()).SetupWithManager(mgr); err != nil {
 			return err
 		}
 		if err := core.NewPodGCReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("pod-garbage-collector"), clock.RealClock{},
