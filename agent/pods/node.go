@@ -120,7 +120,13 @@ type podState struct {
 	// pullFailed is when the image of a container last failed to pull.
 	pullFailed map[string]time.Time
 	status     *corev1alpha1.PodStatus
-	probes     *probeSet
+	// written is the pod as the agent's last status write stored it, and
+	// writtenOver the resourceVersion of the cached pod that write began
+	// from: while the cache still holds that version, written is the
+	// newer truth (see base).
+	written     *corev1alpha1.Pod
+	writtenOver string
+	probes      *probeSet
 	// volumesRefreshed is when ConfigMap, Secret and downward API
 	// contents were last written.
 	volumesRefreshed time.Time
@@ -216,7 +222,7 @@ func (n *Node) Sync(ctx context.Context, pod *corev1alpha1.Pod) (time.Duration, 
 	if pod.DeletionTimestamp != nil {
 		if rp.AnyRunning() && ps.status != nil && ps.status.DisplayStatus != "Terminating" {
 			// Tell users the pod is going before the grace period runs.
-			base := withLastStatus(pod, ps.status)
+			base := ps.base(pod)
 			st := ComputePodStatus(StatusInput{Pod: base, Runtime: rp, Probes: ps.probes.results(), Waiting: ps.waiting,
 				HostIP: n.opts.HostIP(), RuntimeName: n.opts.RuntimeName, Now: n.opts.Now()})
 			if err := n.patchStatus(ctx, base, ps, st); err != nil {
@@ -237,7 +243,7 @@ func (n *Node) Sync(ctx context.Context, pod *corev1alpha1.Pod) (time.Duration, 
 	}
 	if ps.status != nil {
 		// The cache may not yet hold the status we posted last.
-		pod = withLastStatus(pod, ps.status)
+		pod = ps.base(pod)
 	}
 
 	now := n.opts.Now()
@@ -444,7 +450,25 @@ func (n *Node) patchStatus(ctx context.Context, pod *corev1alpha1.Pod, ps *podSt
 	st = stored.Status
 	observePodStart(ps, pod, st, n.opts.Now())
 	ps.status = st.DeepCopy()
+	over := pod.ResourceVersion
+	if ps.written != nil && over == ps.written.ResourceVersion {
+		over = ps.writtenOver // written over the last write: the cache is behind both
+	}
+	ps.written, ps.writtenOver = stored, over
 	return nil
+}
+
+// base is the pod to compute and write the next status from: the cached
+// pod with the status the agent posted last. While the cache has not yet
+// seen the agent's last write (it still holds the version that write
+// began from), it is the pod as that write stored it, so the next write's
+// resourceVersion precondition is not stale by the agent's own write (a
+// 409, a read and a second write otherwise).
+func (ps *podState) base(pod *corev1alpha1.Pod) *corev1alpha1.Pod {
+	if ps.written != nil && pod.ResourceVersion == ps.writtenOver {
+		return ps.written.DeepCopy()
+	}
+	return withLastStatus(pod, ps.status)
 }
 
 // execute carries out the actions in numbered steps and tells whether it
