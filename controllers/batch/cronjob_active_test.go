@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	clocktesting "k8s.io/utils/clock/testing"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
@@ -21,7 +22,10 @@ import (
 // hold: one the API server still has stays active (the cache is behind),
 // one it does not have leaves with a MissingJob event, as upstream.
 func TestSyncActiveReadsPastTheCache(t *testing.T) {
-	job := &batchv1alpha1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "cj-1", UID: "u1"}}
+	owner := []metav1.OwnerReference{{APIVersion: batchv1alpha1.GroupVersion.String(), Kind: "CronJob", Name: "cj", UID: "cj-uid", Controller: ptr.To(true)}}
+	job := &batchv1alpha1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "cj-1", UID: "u1", OwnerReferences: owner}}
+	orphan := job.DeepCopy()
+	orphan.OwnerReferences = nil
 	refOf := func(name, uid string) corev1.ObjectReference {
 		return corev1.ObjectReference{Namespace: "ns", Name: name, UID: types.UID(uid)}
 	}
@@ -33,13 +37,14 @@ func TestSyncActiveReadsPastTheCache(t *testing.T) {
 	}{
 		{name: "in the API server, not yet in the cache", stored: []client.Object{job}, wantActive: []string{"cj-1"}},
 		{name: "deleted", wantEvent: "MissingJob Active job went missing: cj-1"},
-		{name: "the name is another Job's now", stored: []client.Object{&batchv1alpha1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "cj-1", UID: "u2"}}}, wantEvent: "MissingJob"},
+		{name: "the name is another Job's now", stored: []client.Object{&batchv1alpha1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "cj-1", UID: "u2", OwnerReferences: owner}}}, wantEvent: "MissingJob"},
+		{name: "no longer the CronJob's", stored: []client.Object{orphan}, wantEvent: "MissingJob"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			api := fake.NewClientBuilder().WithScheme(scheme.New()).WithObjects(tc.stored...).Build()
 			rec := events.NewFakeRecorder(10)
 			r := NewCronJobReconciler(nil, api, clocktesting.NewFakePassiveClock(job.CreationTimestamp.Time), rec)
-			cj := &batchv1alpha1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "cj"}}
+			cj := &batchv1alpha1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "cj", UID: "cj-uid"}}
 			cj.Status.Active = []corev1.ObjectReference{refOf("cj-1", "u1")}
 			if _, err := r.syncActive(context.Background(), &cronJobScope{cronJob: cj}); err != nil {
 				t.Fatal(err)

@@ -189,7 +189,7 @@ func (r *CronJobReconciler) syncActive(ctx context.Context, s *cronJobScope) (ct
 		if cached[ref.UID] {
 			continue
 		}
-		switch present, err := r.jobExists(ctx, ref); {
+		switch present, err := r.jobExists(ctx, cj, ref); {
 		case err != nil:
 			return ctrl.Result{}, err
 		case present:
@@ -223,17 +223,18 @@ func (r *CronJobReconciler) syncActive(ctx context.Context, s *cronJobScope) (ct
 }
 
 // jobExists reads the Job ref names from the API server and tells whether
-// it is still the Job ref points to.
-func (r *CronJobReconciler) jobExists(ctx context.Context, ref corev1.ObjectReference) (bool, error) {
+// it is still the Job ref points to, in the CronJob's namespace and
+// controlled by it (status is not trusted to name another's Job).
+func (r *CronJobReconciler) jobExists(ctx context.Context, cj *batchv1alpha1.CronJob, ref corev1.ObjectReference) (bool, error) {
 	job := &batchv1alpha1.Job{}
-	err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: ref.Namespace, Name: ref.Name}, job)
+	err := r.apiReader.Get(ctx, client.ObjectKey{Namespace: cj.Namespace, Name: ref.Name}, job)
 	switch {
 	case apierrors.IsNotFound(err):
 		return false, nil
 	case err != nil:
-		return false, fmt.Errorf("reading active job %s/%s: %w", ref.Namespace, ref.Name, err)
+		return false, fmt.Errorf("reading active job %s/%s: %w", cj.Namespace, ref.Name, err)
 	}
-	return job.UID == ref.UID, nil
+	return job.UID == ref.UID && metav1.IsControlledBy(job, cj), nil
 }
 
 // pruneHistory deletes the oldest finished Jobs beyond the history limits.
@@ -311,7 +312,8 @@ func (r *CronJobReconciler) runSchedule(ctx context.Context, s *cronJobScope) (c
 		}
 	case "Replace":
 		for _, ref := range cj.Status.Active {
-			job := &batchv1alpha1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: ref.Namespace, Name: ref.Name, UID: ref.UID}}
+			// Every entry is an owned Job: syncActive kept only those.
+			job := &batchv1alpha1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: cj.Namespace, Name: ref.Name, UID: ref.UID}}
 			if err := r.deleteJob(ctx, cj, job, "SuccessfulDelete", "Deleted job %s to replace it (concurrencyPolicy Replace)"); err != nil {
 				return ctrl.Result{}, err
 			}

@@ -117,10 +117,12 @@ type disruption struct {
 	mu    sync.Mutex
 	nodes map[string]nodeZone
 	zones map[string]*zoneHealth
-	// all is whether every zone is fully disrupted; exited is when the
-	// controller last left that mode.
-	all    bool
-	exited time.Time
+	// all is whether every zone is fully disrupted. graceFrom is when
+	// the controller started or last left that mode: a node silent since
+	// before then is given a grace period from then, as upstream takes a
+	// node it has no probe time for as heard from now.
+	all       bool
+	graceFrom time.Time
 	// primed is whether every Node was counted once: a decision on the
 	// first nodes reconciled after a start must not take them for the
 	// whole cluster.
@@ -167,7 +169,9 @@ func (d *disruption) needsPriming() bool {
 }
 
 // prime counts every Node by its stored Ready condition (its own reconcile
-// corrects a node that went silent since), once.
+// corrects a node that went silent since), once. A stored Ready=True may
+// be stale after a restart, so no node silent since before now is tainted
+// within a grace period of now.
 func (d *disruption) prime(log logr.Logger, nodes []corev1alpha1.Node, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -175,6 +179,7 @@ func (d *disruption) prime(log logr.Logger, nodes []corev1alpha1.Node, now time.
 		return
 	}
 	d.primed = true
+	d.graceFrom = now
 	for i := range nodes {
 		n := &nodes[i]
 		if _, ok := d.nodes[n.Name]; ok {
@@ -230,7 +235,7 @@ func (d *disruption) update(log logr.Logger, now time.Time) {
 		log.Info("No node in any zone is ready: entering master disruption mode, no NoExecute taints until one is")
 	case !all && d.all:
 		log.Info("A node is ready again: leaving master disruption mode; silent nodes get a fresh grace period")
-		d.exited = now
+		d.graceFrom = now
 	}
 	d.all = all
 }
@@ -268,13 +273,13 @@ func (d *disruption) lifted() bool {
 
 // allowTaint takes a NoExecute taint from the zone's budget. When there is
 // none it returns when to ask again. silentSince is when the node was last
-// heard from: after master disruption mode it must be silent for grace
-// again, counted from the mode's end.
+// heard from: after a start or master disruption mode it must be silent
+// for grace again, counted from then.
 func (d *disruption) allowTaint(zone string, silentSince time.Time, grace time.Duration, now time.Time) (bool, time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !d.exited.IsZero() && silentSince.Before(d.exited) {
-		if wait := d.exited.Add(grace).Sub(now); wait > 0 {
+	if silentSince.Before(d.graceFrom) {
+		if wait := d.graceFrom.Add(grace).Sub(now); wait > 0 {
 			return false, wait
 		}
 	}
@@ -291,7 +296,17 @@ func (d *disruption) allowTaint(zone string, silentSince time.Time, grace time.D
 		z.tokens--
 		return true, 0
 	}
-	return false, time.Duration((1 - z.tokens) / r * float64(time.Second))
+	return false, max(time.Duration((1-z.tokens)/r*float64(time.Second)), time.Millisecond)
+}
+
+// refund gives back a token allowTaint took for a taint that was not
+// written.
+func (d *disruption) refund(zone string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if z := d.zones[zone]; z != nil {
+		z.tokens = min(1, z.tokens+1)
+	}
 }
 
 // disruptionRecheck is how often a node held back by a zone that taints

@@ -192,7 +192,7 @@ func (r *NodeLifecycleReconciler) syncTaints(ctx context.Context, node *corev1al
 	}
 	r.disruption.observe(log, node.Name, zoneKey(node), nodeReady(node, health), now)
 	taints, _ := desiredTaints(node.Spec.Taints, health, node.Status.Conditions, now)
-	taints, recheck := r.gateNoExecute(node, taints, silentSince(node, lease, health), now)
+	taints, recheck, took := r.gateNoExecute(node, taints, silentSince(node, lease, health), now)
 	if sameTaints(taints, node.Spec.Taints) {
 		return recheck, nil
 	}
@@ -200,6 +200,9 @@ func (r *NodeLifecycleReconciler) syncTaints(ctx context.Context, node *corev1al
 	orig := node.DeepCopy()
 	node.Spec.Taints = taints
 	if err := r.client.Patch(ctx, node, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		if took {
+			r.disruption.refund(zoneKey(node))
+		}
 		return 0, fmt.Errorf("updating taints of node %s: %w", node.Name, err)
 	}
 	return recheck, nil
@@ -209,9 +212,9 @@ func (r *NodeLifecycleReconciler) syncTaints(ctx context.Context, node *corev1al
 // would add, as the disruption of the node's zone says, and lifts those
 // the node has in master disruption mode. It returns the taints to write
 // and, for a node that is not ready, when to look again: the zone's state
-// moves with other nodes.
-func (r *NodeLifecycleReconciler) gateNoExecute(node *corev1alpha1.Node, taints []corev1.Taint, since time.Time, now time.Time) ([]corev1.Taint, time.Duration) {
-	var recheck time.Duration
+// moves with other nodes. took tells whether a taint was taken from the
+// zone's budget (given back when the write fails).
+func (r *NodeLifecycleReconciler) gateNoExecute(node *corev1alpha1.Node, taints []corev1.Taint, since time.Time, now time.Time) (_ []corev1.Taint, recheck time.Duration, took bool) {
 	if !since.IsZero() {
 		recheck = disruptionRecheck
 	}
@@ -226,12 +229,12 @@ func (r *NodeLifecycleReconciler) gateNoExecute(node *corev1alpha1.Node, taints 
 		adds = adds || (!tainted && isNoExecuteLifecycleTaint(t))
 	}
 	if !lifted && !adds {
-		return taints, recheck
+		return taints, recheck, false
 	}
 	if !lifted {
 		ok, wait := r.disruption.allowTaint(zoneKey(node), since, r.gracePeriod, now)
 		if ok {
-			return taints, recheck
+			return taints, recheck, true
 		}
 		recheck = wait
 	}
@@ -241,7 +244,7 @@ func (r *NodeLifecycleReconciler) gateNoExecute(node *corev1alpha1.Node, taints 
 			kept = append(kept, t)
 		}
 	}
-	return kept, recheck
+	return kept, recheck, false
 }
 
 // silentSince is when a node that is not ready stopped being so: its last

@@ -66,6 +66,9 @@ func TestReconcileOnInjectedClock(t *testing.T) {
 		Build()
 	r := NewNodeLifecycleReconciler(c, events.NewFakeRecorder(100), clk, 40*time.Second, rate.NewLimiter(1, 1))
 	req := ctrl.Request{NamespacedName: types.NamespacedName{Name: "n1"}}
+	if _, err := r.Reconcile(ctx, req); err != nil { // the controller starts with n1 heard from
+		t.Fatal(err)
+	}
 
 	clk.Step(39 * time.Second)
 	res, err := r.Reconcile(ctx, req)
@@ -167,7 +170,8 @@ var (
 // grace period before they are tainted.
 func TestMasterDisruptionLiftsNoExecute(t *testing.T) {
 	ctx := context.Background()
-	pod := &corev1alpha1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}, Spec: corev1.PodSpec{NodeName: "n1"}}
+	pod := &corev1alpha1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns"}, Spec: corev1.PodSpec{NodeName: "n1", Tolerations: []corev1.Toleration{{
+		Key: corev1.TaintNodeUnreachable, Operator: corev1.TolerationOpExists, TolerationSeconds: ptrTo(int64(0))}}}}
 	n1 := zonedNode("n1", "a", metav1.ConditionUnknown, corev1.Taint{Key: corev1.TaintNodeUnreachable, Effect: corev1.TaintEffectNoExecute, TimeAdded: &metav1.Time{Time: t0}})
 	n2 := zonedNode("n2", "b", metav1.ConditionTrue)
 	lease2 := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "n2", Namespace: NodeLeaseNamespace}, Spec: coordinationv1.LeaseSpec{RenewTime: &metav1.MicroTime{Time: t0}}}
@@ -226,7 +230,8 @@ func TestNoExecuteRateByZoneState(t *testing.T) {
 			objs = append(objs, zonedNode(fmt.Sprintf("ok%d", i), "a", metav1.ConditionTrue))
 		}
 		c, r, clk := lifecycleFixture(t, UpstreamDisruptionOptions, objs...)
-		clk.Step(41 * time.Second) // d1 and d2 have no Lease; the others count as ready until reconciled
+		reconcileNode(t, c, r, "ok0") // the controller starts
+		clk.Step(41 * time.Second)    // d1 and d2 have no Lease; the others count as ready until reconciled
 		if got, _ := reconcileNode(t, c, r, "d1"); len(got.Spec.Taints) != 2 {
 			t.Errorf("d1 taints %v, want both", taintIDs(got))
 		}
@@ -259,6 +264,7 @@ func TestNoExecuteRateByZoneState(t *testing.T) {
 			}
 			objs = append(objs, zonedNode("elsewhere", "b", metav1.ConditionTrue))
 			c, r, clk := lifecycleFixture(t, UpstreamDisruptionOptions, objs...)
+			reconcileNode(t, c, r, "elsewhere")
 			clk.Step(41 * time.Second)
 			got, res := reconcileNode(t, c, r, "n0")
 			if tainted := len(got.Spec.Taints) == 2; tainted != tc.wantTainted || (!tainted && res.RequeueAfter != tc.wantRequeue) {
@@ -274,11 +280,52 @@ func TestNoExecuteRateByZoneState(t *testing.T) {
 	t.Run("a zone that is down taints at the normal rate while another zone is up", func(t *testing.T) {
 		c, r, clk := lifecycleFixture(t, UpstreamDisruptionOptions,
 			zonedNode("down", "a", metav1.ConditionUnknown), zonedNode("up", "b", metav1.ConditionTrue))
+		reconcileNode(t, c, r, "up")
 		clk.Step(41 * time.Second)
 		if got, _ := reconcileNode(t, c, r, "down"); len(got.Spec.Taints) != 2 {
 			t.Errorf("taints %v, want both", taintIDs(got))
 		}
 	})
+}
+
+// TestRestartGivesSilentNodesAGracePeriod: a controller that starts
+// finds Ready=True on nodes whose Leases it cannot yet judge against the
+// others' (it was down): a node silent since before the start is tainted
+// NoExecute only a grace period after it, as upstream takes a node it has
+// no probe time for as heard from now.
+func TestRestartGivesSilentNodesAGracePeriod(t *testing.T) {
+	ctx := context.Background()
+	objs := []client.Object{zonedNode("silent", "a", metav1.ConditionTrue)}
+	var leases []*coordinationv1.Lease
+	for i := 0; i < 4; i++ {
+		name := fmt.Sprintf("up%d", i)
+		lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: NodeLeaseNamespace}}
+		leases = append(leases, lease)
+		objs = append(objs, zonedNode(name, "a", metav1.ConditionTrue), lease)
+	}
+	c, r, clk := lifecycleFixture(t, UpstreamDisruptionOptions, objs...)
+	renew := func() {
+		for _, l := range leases {
+			l.Spec.RenewTime = &metav1.MicroTime{Time: clk.Now()}
+			if err := c.Update(ctx, l); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	clk.Step(time.Hour) // the controller was down; "silent" stopped an hour ago
+	renew()
+	got, res := reconcileNode(t, c, r, "silent")
+	if !cmp.Equal(taintIDs(got), []string{unreachableNoSchedule}) || res.RequeueAfter != 40*time.Second {
+		t.Errorf("at start: taints %v, requeue %v; want NoSchedule only and 40s", taintIDs(got), res.RequeueAfter)
+	}
+	clk.Step(40 * time.Second)
+	renew()
+	for _, l := range leases {
+		reconcileNode(t, c, r, l.Name)
+	}
+	if got, _ := reconcileNode(t, c, r, "silent"); !cmp.Equal(taintIDs(got), []string{unreachableNoSchedule, unreachableNoExecute}) {
+		t.Errorf("a grace period after the start: taints %v, want NoExecute too", taintIDs(got))
+	}
 }
 
 func TestComputeZoneState(t *testing.T) {
@@ -296,5 +343,26 @@ func TestComputeZoneState(t *testing.T) {
 		if got := computeZoneState(tc.ready, tc.notReady, 0.55); got != tc.want {
 			t.Errorf("%d ready, %d not: %v, want %v", tc.ready, tc.notReady, got, tc.want)
 		}
+	}
+}
+
+// TestRefundedTaintIsAllowedAgain: a taint the controller could not write
+// does not spend the zone's budget.
+func TestRefundedTaintIsAllowedAgain(t *testing.T) {
+	d := newDisruption(UpstreamDisruptionOptions)
+	log := ctrl.Log
+	d.prime(log, nil, t0)
+	d.observe(log, "ready", "", true, t0)
+	d.observe(log, "silent", "", false, t0)
+	now := t0.Add(time.Minute)
+	if ok, _ := d.allowTaint("", t0, 40*time.Second, now); !ok {
+		t.Fatal("first taint refused")
+	}
+	if ok, wait := d.allowTaint("", t0, 40*time.Second, now); ok || wait != 10*time.Second {
+		t.Fatalf("second taint at once: allowed %v, wait %v; want refused, 10s", ok, wait)
+	}
+	d.refund("")
+	if ok, _ := d.allowTaint("", t0, 40*time.Second, now); !ok {
+		t.Error("a refunded taint is refused")
 	}
 }
