@@ -67,10 +67,17 @@ func computeZoneState(ready, notReady int, threshold float64) zoneState {
 	}
 }
 
-// zoneKey names a node's failure domain from its region and zone labels,
-// as upstream's GetZoneKey; nodes without them share the zone "".
+// zoneKey names a node's failure domain from its region and zone labels
+// (the beta failure-domain ones when the GA ones are missing), as
+// upstream's GetZoneKey; nodes without them share the zone "".
 func zoneKey(node *corev1alpha1.Node) string {
 	region, zone := node.Labels[corev1.LabelTopologyRegion], node.Labels[corev1.LabelTopologyZone]
+	if region == "" {
+		region = node.Labels[corev1.LabelFailureDomainBetaRegion]
+	}
+	if zone == "" {
+		zone = node.Labels[corev1.LabelFailureDomainBetaZone]
+	}
 	if region == "" && zone == "" {
 		return ""
 	}
@@ -83,6 +90,15 @@ func zoneName(key string) string {
 		return "(no zone label)"
 	}
 	return strings.Replace(key, ":\x00:", "/", 1)
+}
+
+// LabelExcludeDisruption on a Node leaves it out of its zone's counts, as
+// upstream's label of that name: its own taints still follow its health.
+const LabelExcludeDisruption = "node.kubernetes.io/exclude-disruption"
+
+func excludedFromDisruption(node *corev1alpha1.Node) bool {
+	_, ok := node.Labels[LabelExcludeDisruption]
+	return ok
 }
 
 // nodeReady is whether a node counts as ready for its zone's state: its
@@ -182,7 +198,7 @@ func (d *disruption) prime(log logr.Logger, nodes []corev1alpha1.Node, now time.
 	d.graceFrom = now
 	for i := range nodes {
 		n := &nodes[i]
-		if _, ok := d.nodes[n.Name]; ok {
+		if _, ok := d.nodes[n.Name]; ok || excludedFromDisruption(n) {
 			continue
 		}
 		d.nodes[n.Name] = nodeZone{zoneKey(n), nodeReady(n, nodeHealthy)}

@@ -190,7 +190,11 @@ func (r *NodeLifecycleReconciler) syncTaints(ctx context.Context, node *corev1al
 		}
 		r.disruption.prime(log, nodes.Items, now)
 	}
-	r.disruption.observe(log, node.Name, zoneKey(node), nodeReady(node, health), now)
+	if excludedFromDisruption(node) {
+		r.disruption.forget(log, node.Name, now)
+	} else {
+		r.disruption.observe(log, node.Name, zoneKey(node), nodeReady(node, health), now)
+	}
 	taints, _ := desiredTaints(node.Spec.Taints, health, node.Status.Conditions, now)
 	taints, recheck, took := r.gateNoExecute(node, taints, silentSince(node, lease, health), now)
 	if sameTaints(taints, node.Spec.Taints) {

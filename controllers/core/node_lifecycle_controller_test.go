@@ -366,3 +366,26 @@ func TestRefundedTaintIsAllowedAgain(t *testing.T) {
 		t.Error("a refunded taint is refused")
 	}
 }
+
+// TestZoneLabelsAndExclusion: the beta failure-domain labels name a zone
+// when the GA ones are missing, and an excluded node does not count.
+func TestZoneLabelsAndExclusion(t *testing.T) {
+	beta := &corev1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{
+		corev1.LabelFailureDomainBetaRegion: "r", corev1.LabelFailureDomainBetaZone: "z"}}}
+	ga := &corev1alpha1.Node{ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{
+		corev1.LabelTopologyRegion: "r", corev1.LabelTopologyZone: "z"}}}
+	if zoneKey(beta) != zoneKey(ga) || zoneName(zoneKey(ga)) != "r/z" {
+		t.Errorf("beta %q, GA %q (%s)", zoneKey(beta), zoneKey(ga), zoneName(zoneKey(ga)))
+	}
+
+	// The only other node is excluded: the silent one is alone, so every
+	// zone is down and nothing is tainted NoExecute.
+	excluded := zonedNode("excluded", "a", metav1.ConditionTrue)
+	excluded.Labels[LabelExcludeDisruption] = ""
+	c, r, clk := lifecycleFixture(t, UpstreamDisruptionOptions, excluded, zonedNode("silent", "a", metav1.ConditionTrue))
+	reconcileNode(t, c, r, "silent")
+	clk.Step(41 * time.Second)
+	if got, _ := reconcileNode(t, c, r, "silent"); !cmp.Equal(taintIDs(got), []string{unreachableNoSchedule}) {
+		t.Errorf("taints %v, want NoSchedule only", taintIDs(got))
+	}
+}
