@@ -84,12 +84,17 @@ func zoneKey(node *corev1alpha1.Node) string {
 	return region + ":\x00:" + zone
 }
 
-// zoneName is a zone key as a person reads it: region/zone.
+// zoneName is a zone key as a person reads it: region/zone, or the zone
+// alone when there is no region label.
 func zoneName(key string) string {
 	if key == "" {
 		return "(no zone label)"
 	}
-	return strings.Replace(key, ":\x00:", "/", 1)
+	region, zone, _ := strings.Cut(key, ":\x00:")
+	if region == "" {
+		return zone
+	}
+	return region + "/" + zone
 }
 
 // LabelExcludeDisruption on a Node leaves it out of its zone's counts, as
@@ -231,6 +236,7 @@ func (d *disruption) count(n nodeZone, delta int) {
 	}
 	if z.ready == 0 && z.notReady == 0 {
 		delete(d.zones, n.zone)
+		forgetZone(n.zone)
 	}
 }
 
@@ -238,6 +244,7 @@ func (d *disruption) count(n nodeZone, delta int) {
 func (d *disruption) update(log logr.Logger, now time.Time) {
 	all := len(d.zones) > 0
 	for key, z := range d.zones {
+		recordZone(key, z)
 		state := computeZoneState(z.ready, z.notReady, d.opts.UnhealthyZoneThreshold)
 		if state != z.state {
 			log.Info("Zone changed state", "zone", zoneName(key), "from", z.state, "to", state, "ready", z.ready, "notReady", z.notReady)

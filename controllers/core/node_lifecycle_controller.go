@@ -209,6 +209,9 @@ func (r *NodeLifecycleReconciler) syncTaints(ctx context.Context, node *corev1al
 		}
 		return 0, fmt.Errorf("updating taints of node %s: %w", node.Name, err)
 	}
+	if took {
+		noExecuteTaints.WithLabelValues(zoneName(zoneKey(node))).Inc()
+	}
 	return recheck, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/time/rate"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -242,6 +243,11 @@ func TestNoExecuteRateByZoneState(t *testing.T) {
 		clk.Step(10 * time.Second)
 		if got, _ := reconcileNode(t, c, r, "d2"); len(got.Spec.Taints) != 2 {
 			t.Errorf("d2 10 s later: taints %v, want both", taintIDs(got))
+		}
+		size, unhealthy, health := testutil.ToFloat64(zoneSize.WithLabelValues("a")), testutil.ToFloat64(unhealthyNodes.WithLabelValues("a")),
+			testutil.ToFloat64(zoneHealthPercent.WithLabelValues("a"))
+		if size != 10 || unhealthy != 2 || health != 80 {
+			t.Errorf("zone a: size %v, unhealthy %v, health %v%%; want 10, 2, 80%%", size, unhealthy, health)
 		}
 	})
 	t.Run("an unhealthy small zone taints none, an unhealthy large one slowly", func(t *testing.T) {
