@@ -164,9 +164,11 @@ func TestSkiffUp(t *testing.T) {
 	if got := mustRun(t, c.skiffCmd("down")); !strings.Contains(got, "Stopped; the data stays in") {
 		t.Errorf("skiff down: %s", got)
 	}
+	// skiff down returns once skiff up has exited (a zombie counts as
+	// gone); this test's Wait reaps it a moment later.
 	select {
 	case <-c.upDone:
-	default:
+	case <-time.After(10 * time.Second):
 		t.Fatal("skiff down returned with skiff up still running")
 	}
 	c.checkNothingRuns(state)
