@@ -112,9 +112,8 @@ var conditionTaints = map[string]string{
 
 // desiredTaints returns the node's taints with the lifecycle taints that
 // match its health and its pressure conditions, keeping every other taint
-// and the time a kept taint was added. changed is false when nothing needs
-// writing.
-func desiredTaints(current []corev1.Taint, health nodeHealth, conds []metav1.Condition, now time.Time) (taints []corev1.Taint, changed bool) {
+// and the time a kept taint was added.
+func desiredTaints(current []corev1.Taint, health nodeHealth, conds []metav1.Condition, now time.Time) (taints []corev1.Taint) {
 	want := map[corev1.Taint]bool{}
 	key := ""
 	switch health {
@@ -136,7 +135,6 @@ func desiredTaints(current []corev1.Taint, health nodeHealth, conds []metav1.Con
 	for _, t := range current {
 		id := corev1.Taint{Key: t.Key, Effect: t.Effect}
 		if isLifecycleTaint(t) && !want[id] {
-			changed = true
 			continue
 		}
 		delete(want, id)
@@ -149,10 +147,9 @@ func desiredTaints(current []corev1.Taint, health nodeHealth, conds []metav1.Con
 				t.TimeAdded = &metav1.Time{Time: now}
 			}
 			taints = append(taints, t)
-			changed = true
 		}
 	}
-	return taints, changed
+	return taints
 }
 
 func isLifecycleTaint(t corev1.Taint) bool {

@@ -195,7 +195,7 @@ func (r *NodeLifecycleReconciler) syncTaints(ctx context.Context, node *corev1al
 	} else {
 		r.disruption.observe(log, node.Name, zoneKey(node), nodeReady(node, health), now)
 	}
-	taints, _ := desiredTaints(node.Spec.Taints, health, node.Status.Conditions, now)
+	taints := desiredTaints(node.Spec.Taints, health, node.Status.Conditions, now)
 	taints, recheck, took := r.gateNoExecute(node, taints, silentSince(node, lease, health), now)
 	if sameTaints(taints, node.Spec.Taints) {
 		return recheck, nil
@@ -245,9 +245,10 @@ func (r *NodeLifecycleReconciler) gateNoExecute(node *corev1alpha1.Node, taints 
 		}
 		recheck = wait
 	}
+	// Held back (the node had none) or lifted: no NoExecute lifecycle taint.
 	kept := make([]corev1.Taint, 0, len(taints))
 	for _, t := range taints {
-		if !isNoExecuteLifecycleTaint(t) || (!lifted && hasTaint(node.Spec.Taints, t)) {
+		if !isNoExecuteLifecycleTaint(t) {
 			kept = append(kept, t)
 		}
 	}
@@ -286,15 +287,6 @@ func sameTaints(a, b []corev1.Taint) bool {
 		}
 	}
 	return true
-}
-
-func hasTaint(taints []corev1.Taint, t corev1.Taint) bool {
-	for _, c := range taints {
-		if c.Key == t.Key && c.Effect == t.Effect {
-			return true
-		}
-	}
-	return false
 }
 
 // evict deletes the node's pods whose tolerations ran out, within the

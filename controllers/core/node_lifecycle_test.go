@@ -106,7 +106,8 @@ func TestDesiredTaints(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, changed := desiredTaints(tt.current, tt.health, tt.conds, t0)
+			got := desiredTaints(tt.current, tt.health, tt.conds, t0)
+			changed := !sameTaints(got, tt.current)
 			if diff := cmp.Diff(tt.want, got); diff != "" || changed != tt.wantChanged {
 				t.Errorf("changed %v (want %v); taints (-want +got):\n%s", changed, tt.wantChanged, diff)
 			}
