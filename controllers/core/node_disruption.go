@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -158,8 +159,9 @@ type nodeZone struct {
 type zoneHealth struct {
 	ready, notReady int
 	state           zoneState
-	tokens          float64 // NoExecute taints the zone may add now
-	filled          time.Time
+	// limiter paces the zone's NoExecute taints at its state's rate, with
+	// upstream's burst of one.
+	limiter *rate.Limiter
 }
 
 func newDisruption(opts DisruptionOptions) *disruption {
@@ -226,7 +228,7 @@ func (d *disruption) forget(log logr.Logger, name string, now time.Time) {
 func (d *disruption) count(n nodeZone, delta int) {
 	z := d.zones[n.zone]
 	if z == nil {
-		z = &zoneHealth{tokens: 1}
+		z = &zoneHealth{limiter: rate.NewLimiter(rate.Limit(d.opts.EvictionRate), 1)}
 		d.zones[n.zone] = z
 	}
 	if n.ready {
@@ -248,7 +250,6 @@ func (d *disruption) update(log logr.Logger, now time.Time) {
 		state := computeZoneState(z.ready, z.notReady, d.opts.UnhealthyZoneThreshold)
 		if state != z.state {
 			log.Info("Zone changed state", "zone", zoneName(key), "from", z.state, "to", state, "ready", z.ready, "notReady", z.notReady)
-			d.refill(z, now) // tokens earned at the old rate
 			z.state = state
 		}
 		all = all && state == zoneFullDisruption
@@ -261,6 +262,11 @@ func (d *disruption) update(log logr.Logger, now time.Time) {
 		d.graceFrom = now
 	}
 	d.all = all
+	for _, z := range d.zones {
+		if l := rate.Limit(d.rate(z)); z.limiter.Limit() != l {
+			z.limiter.SetLimitAt(now, l) // what the old rate earned until now stays
+		}
+	}
 }
 
 // rate is a zone's NoExecute taints per second in its state.
@@ -277,15 +283,6 @@ func (d *disruption) rate(z *zoneHealth) float64 {
 	}
 }
 
-// refill adds the tokens the zone earned since it was last filled, up to
-// the burst of one, as upstream's token bucket with burst 1.
-func (d *disruption) refill(z *zoneHealth, now time.Time) {
-	if r := d.rate(z); r > 0 && now.After(z.filled) {
-		z.tokens = min(1, z.tokens+now.Sub(z.filled).Seconds()*r)
-	}
-	z.filled = now
-}
-
 // lifted tells whether NoExecute lifecycle taints must come off every node
 // (master disruption mode).
 func (d *disruption) lifted() bool {
@@ -294,42 +291,30 @@ func (d *disruption) lifted() bool {
 	return d.all
 }
 
-// allowTaint takes a NoExecute taint from the zone's budget. When there is
-// none it returns when to ask again. silentSince is when the node was last
-// heard from: after a start or master disruption mode it must be silent
-// for grace again, counted from then.
-func (d *disruption) allowTaint(zone string, silentSince time.Time, grace time.Duration, now time.Time) (bool, time.Duration) {
+// allowTaint takes a NoExecute taint from the zone's budget and returns
+// its reservation (cancelled at now when the taint is not written, so the
+// budget gets it back); when there is none, it returns when to ask again.
+// silentSince is when the node was last heard from: after a start or
+// master disruption mode it must be silent for grace again, counted from
+// then.
+func (d *disruption) allowTaint(zone string, silentSince time.Time, grace time.Duration, now time.Time) (*rate.Reservation, time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if silentSince.Before(d.graceFrom) {
 		if wait := d.graceFrom.Add(grace).Sub(now); wait > 0 {
-			return false, wait
+			return nil, wait
 		}
 	}
 	z := d.zones[zone]
-	if z == nil {
-		return false, disruptionRecheck
+	if z == nil || d.rate(z) <= 0 {
+		return nil, disruptionRecheck
 	}
-	d.refill(z, now)
-	r := d.rate(z)
-	if r <= 0 {
-		return false, disruptionRecheck
+	res := z.limiter.ReserveN(now, 1)
+	if wait := res.DelayFrom(now); wait > 0 {
+		res.CancelAt(now)
+		return nil, max(wait, time.Millisecond)
 	}
-	if z.tokens >= 1 {
-		z.tokens--
-		return true, 0
-	}
-	return false, max(time.Duration((1-z.tokens)/r*float64(time.Second)), time.Millisecond)
-}
-
-// refund gives back a token allowTaint took for a taint that was not
-// written.
-func (d *disruption) refund(zone string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if z := d.zones[zone]; z != nil {
-		z.tokens = min(1, z.tokens+1)
-	}
+	return res, 0
 }
 
 // disruptionRecheck is how often a node held back by a zone that taints

@@ -196,7 +196,7 @@ func (r *NodeLifecycleReconciler) syncTaints(ctx context.Context, node *corev1al
 		r.disruption.observe(log, node.Name, zoneKey(node), nodeReady(node, health), now)
 	}
 	taints := desiredTaints(node.Spec.Taints, health, node.Status.Conditions, now)
-	taints, recheck, took := r.gateNoExecute(node, taints, silentSince(node, lease, health), now)
+	taints, recheck, granted := r.gateNoExecute(node, taints, silentSince(node, lease, health), now)
 	if sameTaints(taints, node.Spec.Taints) {
 		return recheck, nil
 	}
@@ -204,12 +204,12 @@ func (r *NodeLifecycleReconciler) syncTaints(ctx context.Context, node *corev1al
 	orig := node.DeepCopy()
 	node.Spec.Taints = taints
 	if err := r.client.Patch(ctx, node, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		if took {
-			r.disruption.refund(zoneKey(node))
+		if granted != nil {
+			granted.CancelAt(now) // the zone's budget gets the taint back
 		}
 		return 0, fmt.Errorf("updating taints of node %s: %w", node.Name, err)
 	}
-	if took {
+	if granted != nil {
 		noExecuteTaints.WithLabelValues(zoneName(zoneKey(node))).Inc()
 	}
 	return recheck, nil
@@ -219,9 +219,9 @@ func (r *NodeLifecycleReconciler) syncTaints(ctx context.Context, node *corev1al
 // would add, as the disruption of the node's zone says, and lifts those
 // the node has in master disruption mode. It returns the taints to write
 // and, for a node that is not ready, when to look again: the zone's state
-// moves with other nodes. took tells whether a taint was taken from the
-// zone's budget (given back when the write fails).
-func (r *NodeLifecycleReconciler) gateNoExecute(node *corev1alpha1.Node, taints []corev1.Taint, since time.Time, now time.Time) (_ []corev1.Taint, recheck time.Duration, took bool) {
+// moves with other nodes. granted is the reservation of a taint taken
+// from the zone's budget (cancelled when the write fails).
+func (r *NodeLifecycleReconciler) gateNoExecute(node *corev1alpha1.Node, taints []corev1.Taint, since time.Time, now time.Time) (_ []corev1.Taint, recheck time.Duration, granted *rate.Reservation) {
 	if !since.IsZero() {
 		recheck = disruptionRecheck
 	}
@@ -236,12 +236,12 @@ func (r *NodeLifecycleReconciler) gateNoExecute(node *corev1alpha1.Node, taints 
 		adds = adds || (!tainted && isNoExecuteLifecycleTaint(t))
 	}
 	if !lifted && !adds {
-		return taints, recheck, false
+		return taints, recheck, nil
 	}
 	if !lifted {
-		ok, wait := r.disruption.allowTaint(zoneKey(node), since, r.gracePeriod, now)
-		if ok {
-			return taints, recheck, true
+		res, wait := r.disruption.allowTaint(zoneKey(node), since, r.gracePeriod, now)
+		if res != nil {
+			return taints, recheck, res
 		}
 		recheck = wait
 	}
@@ -252,7 +252,7 @@ func (r *NodeLifecycleReconciler) gateNoExecute(node *corev1alpha1.Node, taints 
 			kept = append(kept, t)
 		}
 	}
-	return kept, recheck, false
+	return kept, recheck, nil
 }
 
 // silentSince is when a node that is not ready stopped being so: its last

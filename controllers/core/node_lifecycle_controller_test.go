@@ -361,14 +361,15 @@ func TestRefundedTaintIsAllowedAgain(t *testing.T) {
 	d.observe(log, "ready", "", true, t0)
 	d.observe(log, "silent", "", false, t0)
 	now := t0.Add(time.Minute)
-	if ok, _ := d.allowTaint("", t0, 40*time.Second, now); !ok {
+	first, _ := d.allowTaint("", t0, 40*time.Second, now)
+	if first == nil {
 		t.Fatal("first taint refused")
 	}
-	if ok, wait := d.allowTaint("", t0, 40*time.Second, now); ok || wait != 10*time.Second {
-		t.Fatalf("second taint at once: allowed %v, wait %v; want refused, 10s", ok, wait)
+	if res, wait := d.allowTaint("", t0, 40*time.Second, now); res != nil || wait != 10*time.Second {
+		t.Fatalf("second taint at once: allowed %v, wait %v; want refused, 10s", res != nil, wait)
 	}
-	d.refund("")
-	if ok, _ := d.allowTaint("", t0, 40*time.Second, now); !ok {
+	first.CancelAt(now) // its write failed
+	if res, _ := d.allowTaint("", t0, 40*time.Second, now); res == nil {
 		t.Error("a refunded taint is refused")
 	}
 }
