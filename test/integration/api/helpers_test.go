@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"os/exec"
+	"time"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -16,6 +17,9 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	appsv1alpha1 "github.com/skiff-dev/skiff/api/apps/v1alpha1"
+	corev1alpha1 "github.com/skiff-dev/skiff/api/core/v1alpha1"
 )
 
 // newNamespace creates a namespace with a unique name and returns the name.
@@ -60,6 +64,23 @@ func ownerRef(apiVersion, kind, name string, uid types.UID) metav1.OwnerReferenc
 }
 
 func isGone(err error) bool { return apierrors.IsNotFound(err) }
+
+// waitGCObserved returns once kube-controller-manager's garbage collector has
+// observed every Pod created in namespace ns so far. It creates a probe Pod
+// whose owner does not exist and waits for the collector to delete it: the
+// collector's Pod informer delivers events in order, so by then the Pods
+// created before the probe are in its dependency graph.
+func waitGCObserved(ns string) {
+	probe := &corev1alpha1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "gc-probe", Namespace: ns,
+			OwnerReferences: []metav1.OwnerReference{ownerRef(appsv1alpha1.GroupVersion.String(), "Deployment", "absent", types.UID(rand.String(16)))}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
+	}
+	Expect(k8sClient.Create(ctx, probe)).To(Succeed())
+	Eventually(func() bool {
+		return isGone(k8sClient.Get(ctx, client.ObjectKeyFromObject(probe), &corev1alpha1.Pod{}))
+	}, 90*time.Second, 250*time.Millisecond).Should(BeTrue(), "the garbage collector did not delete a Pod whose owner does not exist")
+}
 
 // typedCopy converts an unstructured skiff object to its Go type.
 func typedCopy(u *unstructured.Unstructured) client.Object {

@@ -143,6 +143,11 @@ spec:
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}},
 		}
 		Expect(k8sClient.Create(ctx, pod)).To(Succeed())
+		// The garbage collector orphans only the dependents its graph
+		// holds when it sees the owner's orphan finalizer; a pod it has
+		// not observed yet is later found with a missing owner and
+		// deleted (upstream's own orphaning test waits the same way).
+		waitGCObserved(ns)
 		Expect(k8sClient.Delete(ctx, owner, client.PropagationPolicy(metav1.DeletePropagationOrphan))).To(Succeed())
 		Eventually(func() []metav1.OwnerReference {
 			got := &corev1alpha1.Pod{}
