@@ -197,7 +197,7 @@ func (r *NodeLifecycleReconciler) syncTaints(ctx context.Context, node *corev1al
 	}
 	taints := desiredTaints(node.Spec.Taints, health, node.Status.Conditions, now)
 	taints, recheck, granted := r.gateNoExecute(node, taints, silentSince(node, lease, health), now)
-	if sameTaints(taints, node.Spec.Taints) {
+	if equality.Semantic.DeepEqual(taints, node.Spec.Taints) { // an empty list is the same as none
 		return recheck, nil
 	}
 	log.V(2).Info("Updating node taints", "health", health)
@@ -273,20 +273,6 @@ func silentSince(node *corev1alpha1.Node, lease *coordinationv1.Lease, health no
 
 func isNoExecuteLifecycleTaint(t corev1.Taint) bool {
 	return t.Effect == corev1.TaintEffectNoExecute && isLifecycleTaint(t)
-}
-
-// sameTaints tells whether two taint lists are the same, an empty list
-// being the same as none.
-func sameTaints(a, b []corev1.Taint) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !equality.Semantic.DeepEqual(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // evict deletes the node's pods whose tolerations ran out, within the

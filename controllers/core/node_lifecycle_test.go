@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -107,7 +108,7 @@ func TestDesiredTaints(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := desiredTaints(tt.current, tt.health, tt.conds, t0)
-			changed := !sameTaints(got, tt.current)
+			changed := !equality.Semantic.DeepEqual(got, tt.current)
 			if diff := cmp.Diff(tt.want, got); diff != "" || changed != tt.wantChanged {
 				t.Errorf("changed %v (want %v); taints (-want +got):\n%s", changed, tt.wantChanged, diff)
 			}
